@@ -1,0 +1,3 @@
+// Placeholder CLI entry point; replaced by the real CLI (cli/ issue).
+#include <cstdio>
+int main() { std::puts("eztinker"); return 0; }

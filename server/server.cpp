@@ -1,0 +1,2 @@
+// Placeholder so the target configures; replaced by the real implementation.
+namespace eztinker {}
