@@ -1,2 +1,0 @@
-// Placeholder so the target configures; replaced by the real implementation.
-namespace eztinker {}
