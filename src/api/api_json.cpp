@@ -595,6 +595,10 @@ json parse_body(std::string_view text, bool allow_empty) {
     Checker c;
     c.fail({"body", json(e.byte > 0 ? e.byte - 1 : 0)}, "JSON decode error", "json_invalid");
     c.throw_if_failed();
+  } catch (const json::exception& e) {  // e.g. out_of_range.406: a number that overflows
+    Checker c;
+    c.fail({"body", 0}, std::string("JSON decode error: ") + e.what(), "json_invalid");
+    c.throw_if_failed();
   }
   if (!body.is_object()) {
     Checker c;
