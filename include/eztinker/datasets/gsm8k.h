@@ -15,22 +15,11 @@
 
 #include "eztinker/datasets/answer_verifier.h"
 #include "eztinker/datasets/dataset_error.h"
-#if __has_include("eztinker/tokenizer.h")
 #include "eztinker/tokenizer.h"
-namespace eztinker::datasets {
-using ChatMessage = tokenizer::ChatMessage;
-}
-#else
-// TODO(datasets): temporary until include/eztinker/tokenizer.h lands.
-namespace eztinker::datasets {
-struct ChatMessage {
-  std::string role;
-  std::string content;
-};
-}  // namespace eztinker::datasets
-#endif
 
 namespace eztinker::datasets {
+
+using ChatMessage = tokenizer::ChatMessage;
 
 // The EZTinker GSM8K prompt; `{question}` is replaced by the question text.
 inline constexpr std::string_view kGsm8kPromptTemplate =
