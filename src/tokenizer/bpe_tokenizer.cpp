@@ -212,6 +212,12 @@ class BpeTokenizer final : public Tokenizer {
         encode_plain(piece, ids);
         continue;
       }
+      if (!nfc_may_change(piece)) {
+        if (norm.empty()) {
+          encode_plain(piece, ids);
+          continue;
+        }
+      }
       const std::string normalized = nfc(piece);
       if (norm.empty()) {
         encode_plain(normalized, ids);

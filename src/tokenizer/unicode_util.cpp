@@ -87,17 +87,17 @@ std::string sanitize_utf8(std::string_view s) {
   return out;
 }
 
-std::string nfc(std::string_view s) {
-  // note: code points below U+0300 never compose with what follows them unless a combining
-  // mark (>= U+0300) follows, so pure-ASCII/Latin-1 text is already NFC.
-  bool maybe_changes = false;
+bool nfc_may_change(std::string_view s) {
+  // note: code points below U+0300 are NFC-stable and compose with nothing unless a combining
+  // mark (>= U+0300) follows, so text without such code points is already NFC.
   for (unsigned char c : s) {
-    if (c >= 0xCC) {  // lead bytes of U+0300 and above
-      maybe_changes = true;
-      break;
-    }
+    if (c >= 0xCC) return true;  // lead bytes of U+0300 and above
   }
-  if (!maybe_changes) return std::string(s);
+  return false;
+}
+
+std::string nfc(std::string_view s) {
+  if (!nfc_may_change(s)) return std::string(s);
   utf8proc_uint8_t* out = nullptr;
   const auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
                               static_cast<utf8proc_ssize_t>(s.size()), &out,

@@ -22,6 +22,9 @@ bool is_valid_utf8(std::string_view s);
 // s with every maximal invalid subpart replaced by U+FFFD.
 std::string sanitize_utf8(std::string_view s);
 
+// False when s is certainly NFC already (no code point >= U+0300), so nfc() can be skipped.
+bool nfc_may_change(std::string_view s);
+
 // Unicode NFC of valid UTF-8 (ASCII fast path, no allocation beyond the result).
 std::string nfc(std::string_view s);
 

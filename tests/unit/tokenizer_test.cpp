@@ -286,7 +286,8 @@ TEST_F(QwenTokenizerTest, LongInputsRoundTrip) {
   // Long runs exercise the uncached BPE path (words over the cache limit).
   const std::string spaces(3000, ' ');
   const std::string letters(5000, 'a');
-  for (const std::string& s : {spaces, letters, spaces + letters + "\n\n" + spaces}) {
+  const std::string huge(300000, ' ');
+  for (const std::string& s : {spaces, letters, spaces + letters + "\n\n" + spaces, huge + "x" + huge}) {
     EXPECT_EQ(slow_->decode(slow_->encode(s)), s);
   }
 }
