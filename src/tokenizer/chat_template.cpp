@@ -102,8 +102,13 @@ ChatEncoding Tokenizer::encode_chat(const std::vector<ChatMessage>& messages,
 
   const auto im_end = token_to_id(kImEnd);
   std::vector<size_t> starts(enc.ids.size() + 1, 0);
-  for (size_t t = 0; t < enc.ids.size(); ++t) starts[t + 1] = starts[t] + token_bytes(enc.ids[t]).size();
-  if (starts.back() == text.size()) {
+  bool tiles = true;  // do the token bytes spell the rendered text exactly?
+  for (size_t t = 0; t < enc.ids.size() && tiles; ++t) {
+    const std::string bytes = token_bytes(enc.ids[t]);
+    tiles = text.compare(starts[t], bytes.size(), bytes) == 0;
+    starts[t + 1] = starts[t] + bytes.size();
+  }
+  if (tiles && starts.back() == text.size()) {
     size_t t = 0;
     for (const ContentSpan& span : spans) {
       if (!trained(span.message)) continue;
@@ -116,8 +121,8 @@ ChatEncoding Tokenizer::encode_chat(const std::vector<ChatMessage>& messages,
     return enc;
   }
 
-  // Token bytes do not add up to the text (e.g. SentencePiece's dummy prefix, or an lstrip
-  // added token): tokenize each part on its own instead, so every token has one owner.
+  // Token bytes do not spell the text (e.g. SentencePiece's dummy prefix and whitespace
+  // normalization, or an lstrip added token): tokenize each part on its own instead, so every token has one owner.
   ChatEncoding parts;
   auto add = [&](std::string_view s, float w) {
     for (int32_t id : encode(s, true)) {

@@ -102,6 +102,25 @@ TEST_F(SentencePieceTest, SpecialsAndPieces) {
   EXPECT_EQ(tok->token_bytes(raw_.PieceToId("<0xF0>")), "\xF0");
 }
 
+TEST_F(SentencePieceTest, EncodeChatWeightsTheAssistantContent) {
+  // SentencePiece's dummy prefix means token bytes do not tile the rendered text, so weights
+  // come from tokenizing each part on its own; the trained part must still be the answer.
+  const auto tok = Tokenizer::load(dir_->path());
+  const std::vector<eztinker::tokenizer::ChatMessage> msgs = {
+      {"user", "How many eggs are left?"}, {"assistant", "There are 9 eggs left."}};
+  const auto enc = tok->encode_chat(msgs, false, eztinker::tokenizer::TrainOn::kAssistant);
+  ASSERT_EQ(enc.ids.size(), enc.weights.size());
+  std::vector<int32_t> trained, untrained;
+  for (size_t t = 0; t < enc.ids.size(); ++t) {
+    (enc.weights[t] == 1.0f ? trained : untrained).push_back(enc.ids[t]);
+  }
+  // Each part gets SentencePiece's dummy-prefix space of its own.
+  const std::string answer = tok->decode(trained);
+  EXPECT_EQ(answer.rfind("There are 9 eggs left.", 0), 0u) << answer;
+  EXPECT_EQ(answer.substr(answer.size() - 10), "<|im_end|>") << answer;
+  EXPECT_NE(tok->decode(untrained).find("How many eggs are left?"), std::string::npos);
+}
+
 TEST_F(SentencePieceTest, CorruptModelNamesTheFile) {
   TempDir dir("eztinker-spm-bad");
   write_file(dir / "tokenizer.model", "not a protobuf");
