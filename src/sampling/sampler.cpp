@@ -1,0 +1,120 @@
+// Token selection (greedy / temperature / top-k / top-p, seeded) and stop handling.
+#include "sampling/sampler.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <limits>
+#include <random>
+
+namespace eztinker::sampling {
+
+torch::Generator make_generator(std::optional<uint64_t> seed) {
+  uint64_t value = 0;
+  if (seed) {
+    value = *seed;
+  } else {
+    std::random_device rd;
+    value = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  }
+  return at::make_generator<at::CPUGeneratorImpl>(value);
+}
+
+torch::Tensor filter_logits(const torch::Tensor& logits, const SamplingParams& params) {
+  const auto neg_inf = -std::numeric_limits<float>::infinity();
+  auto scaled = logits.to(torch::kFloat32) / params.temperature;  // [B, V]
+  const int64_t vocab = scaled.size(-1);
+  if (params.top_k > 0 && params.top_k < vocab) {
+    // Keep the k largest; the k-th value is the threshold (ties at the threshold stay, as HF).
+    auto kth = std::get<0>(scaled.topk(params.top_k, -1)).narrow(-1, params.top_k - 1, 1);  // [B,1]
+    scaled = scaled.masked_fill(scaled < kth, neg_inf);  // [B, V]
+  }
+  if (params.top_p < 1.0) {
+    auto sorted = scaled.sort(-1, /*descending=*/true);
+    auto sorted_logits = std::get<0>(sorted);                     // [B, V]
+    auto sorted_index = std::get<1>(sorted);                      // [B, V]
+    auto probs = sorted_logits.softmax(-1);                       // [B, V]
+    auto mass_before = probs.cumsum(-1) - probs;                  // [B, V]
+    // Remove a token when the tokens ranked above it already hold top_p of the mass; the
+    // first token is never removed (mass_before = 0), so top_p = 0 keeps the argmax only.
+    auto remove_sorted = mass_before > params.top_p;              // [B, V] bool
+    auto remove = torch::zeros_like(remove_sorted).scatter(-1, sorted_index, remove_sorted);
+    scaled = scaled.masked_fill(remove, neg_inf);                 // [B, V]
+  }
+  return scaled;
+}
+
+torch::Tensor select_tokens(const torch::Tensor& logits, const SamplingParams& params,
+                            torch::Generator& gen) {
+  if (params.temperature <= 0.0) {
+    return logits.argmax(-1);  // [B]
+  }
+  auto probs = filter_logits(logits, params).softmax(-1);                        // [B, V]
+  return torch::multinomial(probs, 1, /*replacement=*/false, gen).squeeze(-1);  // [B]
+}
+
+torch::Tensor token_logprobs(const torch::Tensor& logits, const torch::Tensor& tokens) {
+  auto lse = logits.to(torch::kFloat32).logsumexp(-1);                              // [B]
+  auto chosen = logits.to(torch::kFloat32).gather(-1, tokens.unsqueeze(-1)).squeeze(-1);  // [B]
+  return chosen - lse;
+}
+
+size_t find_stop_string(const std::string& text, const std::vector<std::string>& stops) {
+  size_t best = std::string::npos;
+  for (const auto& s : stops) {
+    if (s.empty()) {
+      continue;
+    }
+    const size_t pos = text.find(s);
+    if (pos != std::string::npos && (best == std::string::npos || pos < best)) {
+      best = pos;
+    }
+  }
+  return best;
+}
+
+void append_token(SequenceState& state, int32_t token, float logprob, const StopCriteria& stop) {
+  if (state.finished()) {
+    return;
+  }
+  state.token_ids.push_back(token);
+  state.logprobs.push_back(logprob);
+  if (std::find(stop.stop_token_ids.begin(), stop.stop_token_ids.end(), token) !=
+      stop.stop_token_ids.end()) {
+    state.finish_reason = "stop";
+    return;
+  }
+  if (!stop.stop_strings.empty() && stop.decode) {
+    // Decode the whole completion: a stop string may span tokens, and a multi-byte character
+    // may only become valid UTF-8 once its last token arrives.
+    std::string text = stop.decode(state.token_ids);
+    const size_t pos = find_stop_string(text, stop.stop_strings);
+    if (pos != std::string::npos) {
+      state.text = text.substr(0, pos);
+      state.text_final = true;
+      state.finish_reason = "stop";
+      return;
+    }
+  }
+  if (static_cast<int64_t>(state.token_ids.size()) >= stop.max_new_tokens) {
+    state.finish_reason = "length";
+  }
+}
+
+void finalize_text(SequenceState& state, const StopCriteria& stop) {
+  if (state.text_final || !stop.decode) {
+    return;
+  }
+  std::vector<int32_t> ids = state.token_ids;
+  // A stop token's own text is dropped like a stop string's (EOS is special and decodes to
+  // nothing anyway; this matters for a non-special id passed in stop_token_ids).
+  if (state.finish_reason == "stop" && !ids.empty() &&
+      std::find(stop.stop_token_ids.begin(), stop.stop_token_ids.end(), ids.back()) !=
+          stop.stop_token_ids.end()) {
+    ids.pop_back();
+  }
+  state.text = stop.decode(ids);
+  state.text_final = true;
+}
+
+}  // namespace eztinker::sampling

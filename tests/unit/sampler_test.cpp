@@ -1,0 +1,171 @@
+// Sampler pieces on synthetic logits: greedy, seeded determinism, top-k / top-p support sets,
+// temperature-1 log-probs, and stop handling (stop strings spanning tokens, stop token ids,
+// length). The model-driven decode loop (KV cache, batched num_samples) is tested in
+// engine_test.cpp on a tiny model.
+#include "sampling/sampler.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <set>
+
+namespace eztinker::sampling {
+namespace {
+
+torch::Tensor logits_from_probs(const std::vector<double>& p) {
+  std::vector<float> l;
+  for (double v : p) {
+    l.push_back(static_cast<float>(std::log(v)));
+  }
+  return torch::tensor(l).unsqueeze(0);  // [1, V]
+}
+
+TEST(Sampler, GreedyIsArgmax) {
+  torch::manual_seed(1);
+  auto logits = torch::randn({4, 50});  // [B, V]
+  auto gen = make_generator(0);
+  SamplingParams p;
+  p.temperature = 0.0;
+  EXPECT_TRUE(torch::equal(select_tokens(logits, p, gen), logits.argmax(-1)));
+}
+
+TEST(Sampler, SameSeedSameTokensDifferentSeedDiffers) {
+  auto logits = torch::zeros({3, 1000});  // uniform: maximally random
+  SamplingParams p;
+  p.top_k = 0;
+  auto draw = [&](uint64_t seed) {
+    auto gen = make_generator(seed);
+    std::vector<int64_t> out;
+    for (int i = 0; i < 20; ++i) {
+      auto t = select_tokens(logits, p, gen);
+      for (int b = 0; b < 3; ++b) {
+        out.push_back(t[b].item<int64_t>());
+      }
+    }
+    return out;
+  };
+  EXPECT_EQ(draw(42), draw(42));
+  EXPECT_NE(draw(42), draw(43));
+}
+
+TEST(Sampler, TopKOneIsGreedyAtAnyTemperature) {
+  torch::manual_seed(2);
+  auto logits = torch::randn({5, 30});
+  SamplingParams p;
+  p.temperature = 5.0;
+  p.top_k = 1;
+  auto gen = make_generator(3);
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_TRUE(torch::equal(select_tokens(logits, p, gen), logits.argmax(-1)));
+  }
+}
+
+TEST(Sampler, TopKAndTopPSupportSets) {
+  auto logits = logits_from_probs({0.05, 0.5, 0.15, 0.3});
+  auto gen = make_generator(5);
+  SamplingParams topk;
+  topk.top_k = 2;
+  SamplingParams topp;
+  topp.top_k = 0;
+  topp.top_p = 0.7;  // 0.5 then 0.3 (mass before = 0.5 <= 0.7); 0.15 has 0.8 before: removed
+  std::set<int64_t> seen_k;
+  std::set<int64_t> seen_p;
+  for (int i = 0; i < 300; ++i) {
+    seen_k.insert(select_tokens(logits, topk, gen).item<int64_t>());
+    seen_p.insert(select_tokens(logits, topp, gen).item<int64_t>());
+  }
+  EXPECT_EQ(seen_k, (std::set<int64_t>{1, 3}));
+  EXPECT_EQ(seen_p, (std::set<int64_t>{1, 3}));
+  SamplingParams zero_p;
+  zero_p.top_k = 0;
+  zero_p.top_p = 0.0;
+  EXPECT_EQ(select_tokens(logits, zero_p, gen).item<int64_t>(), 1);
+}
+
+TEST(Sampler, EmpiricalFrequenciesFollowTemperatureOneDistribution) {
+  const std::vector<double> probs = {0.1, 0.2, 0.3, 0.4};
+  auto logits = logits_from_probs(probs).expand({1000, 4}).contiguous();  // [B, V]
+  SamplingParams p;
+  p.top_k = 0;
+  auto gen = make_generator(11);
+  auto tokens = select_tokens(logits, p, gen);  // [1000]
+  for (int64_t v = 0; v < 4; ++v) {
+    const double freq = (tokens == v).sum().item<double>() / 1000.0;
+    // Binomial std at n=1000 is <= 0.016; 4 sigma.
+    EXPECT_NEAR(freq, probs[v], 0.065) << v;
+  }
+}
+
+TEST(Sampler, TokenLogprobsAreTemperatureOneLogSoftmax) {
+  torch::manual_seed(4);
+  auto logits = torch::randn({3, 20});
+  auto tokens = torch::tensor({4, 0, 19}, torch::kLong);
+  auto expected = logits.log_softmax(-1).gather(1, tokens.unsqueeze(1)).squeeze(1);
+  EXPECT_TRUE(torch::allclose(token_logprobs(logits, tokens), expected, 1e-6, 1e-6));
+}
+
+// A toy vocabulary: token id -> text piece; id 9 is a special EOS that decodes to nothing.
+std::string toy_decode(const std::vector<int32_t>& ids) {
+  static const std::map<int32_t, std::string> pieces = {
+      {0, "Hel"}, {1, "lo"}, {2, " wor"}, {3, "ld"}, {4, "\n"}, {5, "X"}, {9, ""}};
+  std::string out;
+  for (auto id : ids) {
+    out += pieces.at(id);
+  }
+  return out;
+}
+
+TEST(StopHandling, StopStringSpanningTokensCutsText) {
+  StopCriteria stop;
+  stop.stop_strings = {"o w"};
+  stop.stop_token_ids = {9};
+  stop.max_new_tokens = 10;
+  stop.decode = toy_decode;
+  SequenceState s;
+  for (int32_t t : {0, 1, 2, 3}) {
+    append_token(s, t, -1.0F, stop);
+  }
+  finalize_text(s, stop);
+  EXPECT_EQ(s.finish_reason, "stop");
+  EXPECT_EQ(s.text, "Hell");
+  EXPECT_EQ(s.token_ids, (std::vector<int32_t>{0, 1, 2}));  // stops at the completing token
+  EXPECT_EQ(s.logprobs.size(), 3U);
+}
+
+TEST(StopHandling, EarliestOfSeveralStopStringsWins) {
+  EXPECT_EQ(find_stop_string("abc\nxyz END", {"END", "\n"}), 3U);
+  EXPECT_EQ(find_stop_string("abc", {"", "zz"}), std::string::npos);
+}
+
+TEST(StopHandling, StopTokenIdEndsWithStopAndDropsItsText) {
+  StopCriteria stop;
+  stop.stop_token_ids = {4};  // "\n" as a stop id
+  stop.max_new_tokens = 10;
+  stop.decode = toy_decode;
+  SequenceState s;
+  for (int32_t t : {0, 1, 4, 5}) {
+    append_token(s, t, -0.5F, stop);
+  }
+  finalize_text(s, stop);
+  EXPECT_EQ(s.finish_reason, "stop");
+  EXPECT_EQ(s.token_ids, (std::vector<int32_t>{0, 1, 4}));
+  EXPECT_EQ(s.text, "Hello");
+}
+
+TEST(StopHandling, EmptyStopListsRunToLength) {
+  StopCriteria stop;
+  stop.max_new_tokens = 3;
+  stop.decode = toy_decode;
+  SequenceState s;
+  for (int32_t t : {0, 9, 1, 2}) {
+    append_token(s, t, 0.0F, stop);
+  }
+  finalize_text(s, stop);
+  EXPECT_EQ(s.finish_reason, "length");
+  EXPECT_EQ(s.token_ids.size(), 3U);
+  EXPECT_EQ(s.text, "Hello");
+}
+
+}  // namespace
+}  // namespace eztinker::sampling
