@@ -10,6 +10,10 @@
 #include <string>
 #include <vector>
 
+namespace eztinker::model {
+class Qwen2ForCausalLMImpl;
+}
+
 namespace eztinker::lora {
 
 // Short names of the Qwen2 projections LoRA may target ("all-linear" = all seven; never lm_head).
@@ -47,5 +51,25 @@ class LoraAdapter {
   std::vector<torch::Tensor> parameters() const;
   int64_t num_parameters() const;
 };
+
+// A fresh adapter for `model` with PEFT's init: lora_A [r, in] Kaiming-uniform with a = sqrt(5)
+// (U(-1/sqrt(in), 1/sqrt(in))), lora_B [out, r] zeros; fp32, requires_grad, on the model's
+// device. Draws from a CPU generator seeded with `seed` in layer then kAllLinearTargets order, so
+// the init is the same on every device. target_modules holds short names ("q_proj", ...) or
+// "all-linear"; an unknown name throws std::invalid_argument listing the valid ones.
+LoraAdapter create_lora_adapter(const LoraConfig& config,
+                                const model::Qwen2ForCausalLMImpl& model,
+                                uint64_t seed);
+
+// Expands "all-linear" and checks names; returns short names in kAllLinearTargets order.
+std::vector<std::string> expand_target_modules(const std::vector<std::string>& target_modules);
+
+namespace detail {
+// x: [..., in] (fp32), a: [r, in], b: [out, r] -> (x a^T) b^T * scaling: [..., out] fp32.
+torch::Tensor lora_delta(const torch::Tensor& x,
+                         const torch::Tensor& a,
+                         const torch::Tensor& b,
+                         double scaling);
+}  // namespace detail
 
 }  // namespace eztinker::lora

@@ -1,0 +1,108 @@
+// LoraAdapter: PEFT LoraLayer semantics kept outside the frozen base (see lora_adapter.h).
+// Init follows PEFT `reset_lora_parameters` with init_lora_weights=True: lora_A
+// kaiming_uniform_(a=sqrt(5)) and lora_B zeros, so a fresh adapter leaves the model unchanged.
+#include "lora/lora_adapter.h"
+
+#include "model/qwen2.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace eztinker::lora {
+
+double LoraConfig::scaling() const {
+  return use_rslora ? lora_alpha / std::sqrt(static_cast<double>(r))
+                    : lora_alpha / static_cast<double>(r);
+}
+
+const LoraPair* LoraAdapter::find(const std::string& module_path) const {
+  auto it = modules.find(module_path);
+  return it == modules.end() ? nullptr : &it->second;
+}
+
+std::vector<torch::Tensor> LoraAdapter::parameters() const {
+  std::vector<torch::Tensor> out;
+  out.reserve(modules.size() * 2);
+  for (const auto& [path, pair] : modules) {
+    out.push_back(pair.a);
+    out.push_back(pair.b);
+  }
+  return out;
+}
+
+int64_t LoraAdapter::num_parameters() const {
+  int64_t n = 0;
+  for (const auto& [path, pair] : modules) n += pair.a.numel() + pair.b.numel();
+  return n;
+}
+
+std::vector<std::string> expand_target_modules(const std::vector<std::string>& target_modules) {
+  std::vector<std::string> out;
+  for (const std::string& name : target_modules) {
+    if (name == "all-linear") {
+      out = kAllLinearTargets;
+      break;
+    }
+    if (std::find(kAllLinearTargets.begin(), kAllLinearTargets.end(), name) ==
+        kAllLinearTargets.end()) {
+      std::string valid;
+      for (const auto& t : kAllLinearTargets) valid += (valid.empty() ? "" : ", ") + t;
+      throw std::invalid_argument("unknown LoRA target module \"" + name + "\"; valid: " + valid +
+                                  ", all-linear");
+    }
+  }
+  if (out.empty()) {
+    // Keep kAllLinearTargets order and drop duplicates.
+    for (const auto& t : kAllLinearTargets) {
+      if (std::find(target_modules.begin(), target_modules.end(), t) != target_modules.end()) {
+        out.push_back(t);
+      }
+    }
+  }
+  if (out.empty()) throw std::invalid_argument("LoRA target_modules is empty");
+  return out;
+}
+
+LoraAdapter create_lora_adapter(const LoraConfig& config,
+                                const model::Qwen2ForCausalLMImpl& model,
+                                uint64_t seed) {
+  if (config.r < 1) throw std::invalid_argument("LoRA r must be >= 1");
+  LoraAdapter adapter;
+  adapter.config = config;
+  adapter.config.target_modules = expand_target_modules(config.target_modules);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  const auto cpu32 = torch::TensorOptions().dtype(torch::kFloat32);
+  for (const std::string& path : model.projection_paths()) {
+    const std::string short_name = path.substr(path.rfind('.') + 1);
+    const auto& targets = adapter.config.target_modules;
+    if (std::find(targets.begin(), targets.end(), short_name) == targets.end()) continue;
+    const model::Qwen2LinearImpl* proj = model.projection(path);
+    const int64_t out = proj->weight.size(0), in = proj->weight.size(1);
+    // kaiming_uniform_(a=sqrt(5)) on [r, in]: gain = sqrt(2 / (1 + 5)), bound =
+    // gain * sqrt(3 / fan_in) = 1 / sqrt(in).
+    const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+    torch::Tensor a = torch::empty({config.r, in}, cpu32).uniform_(-bound, bound, gen);  // [r, in]
+    torch::Tensor b = torch::zeros({out, config.r}, cpu32);                              // [out, r]
+    LoraPair pair;
+    pair.a = a.to(model.device()).set_requires_grad(true);  // [r, in]
+    pair.b = b.to(model.device()).set_requires_grad(true);  // [out, r]
+    adapter.modules.emplace(path, std::move(pair));
+  }
+  return adapter;
+}
+
+namespace detail {
+
+torch::Tensor lora_delta(const torch::Tensor& x,
+                         const torch::Tensor& a,
+                         const torch::Tensor& b,
+                         double scaling) {
+  torch::Tensor xa = torch::linear(x, a);        // [..., r]
+  return torch::linear(xa, b).mul(scaling);      // [..., out]
+}
+
+}  // namespace detail
+}  // namespace eztinker::lora
