@@ -39,7 +39,8 @@ struct ThreadMatchData {
 };
 }  // namespace
 
-RegexSplitter::RegexSplitter(const std::string& pattern) {
+RegexSplitter::RegexSplitter(const std::string& pattern, bool allow_fast_path)
+    : qwen2_fast_(allow_fast_path && pattern == kQwen2SplitRegex) {
   int err = 0;
   PCRE2_SIZE err_off = 0;
   auto* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
@@ -55,6 +56,69 @@ RegexSplitter::RegexSplitter(const std::string& pattern) {
 }
 
 RegexSplitter::~RegexSplitter() { pcre2_code_free(static_cast<pcre2_code*>(code_)); }
+
+bool RegexSplitter::is_ascii(std::string_view text) {
+  for (unsigned char c : text) {
+    if (c >= 0x80) return false;
+  }
+  return true;
+}
+
+namespace {
+// ASCII classes of the Qwen2 regex under PCRE2 UTF+UCP (and Oniguruma): \s is [\t\n\v\f\r ],
+// \p{L} is [A-Za-z], \p{N} is [0-9].
+bool ascii_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+bool ascii_letter(unsigned char c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; }
+bool ascii_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+bool ascii_newline(unsigned char c) { return c == '\r' || c == '\n'; }
+}  // namespace
+
+size_t RegexSplitter::qwen2_ascii_match(std::string_view t, size_t i) {
+  const size_t n = t.size();
+  auto at = [&](size_t k) -> unsigned char { return k < n ? static_cast<unsigned char>(t[k]) : 0; };
+  const unsigned char c = at(i);
+  // (?i:'s|'t|'re|'ve|'m|'ll|'d)
+  if (c == '\'' && i + 1 < n) {
+    const unsigned char a = at(i + 1) | 0x20, b = at(i + 2) | 0x20;
+    if (a == 's' || a == 't' || a == 'm' || a == 'd') return i + 2;
+    if (i + 2 < n && ((a == 'r' && b == 'e') || (a == 'v' && b == 'e') || (a == 'l' && b == 'l'))) {
+      return i + 3;
+    }
+  }
+  // [^\r\n\p{L}\p{N}]?\p{L}+
+  {
+    size_t k = i;
+    if (!ascii_letter(c) && !ascii_newline(c) && !ascii_digit(c) && ascii_letter(at(i + 1))) ++k;
+    if (ascii_letter(at(k)) && k < n) {
+      while (k < n && ascii_letter(at(k))) ++k;
+      return k;
+    }
+  }
+  // \p{N}
+  if (ascii_digit(c)) return i + 1;
+  // ` ?[^\s\p{L}\p{N}]+[\r\n]*`
+  {
+    size_t k = i + (c == ' ' ? 1 : 0);
+    auto punct = [&](size_t p) {
+      return p < n && !ascii_space(at(p)) && !ascii_letter(at(p)) && !ascii_digit(at(p));
+    };
+    if (punct(k)) {
+      while (punct(k)) ++k;
+      while (k < n && ascii_newline(at(k))) ++k;
+      return k;
+    }
+  }
+  // Whitespace run [i, j): \s*[\r\n]+ | \s+(?!\S) | \s+
+  size_t j = i;
+  while (j < n && ascii_space(at(j))) ++j;
+  size_t last_newline = n;
+  for (size_t k = i; k < j; ++k) {
+    if (ascii_newline(at(k))) last_newline = k;
+  }
+  if (last_newline != n) return last_newline + 1;
+  if (j == n || j - i == 1) return j;
+  return j - 1;  // leave one space to prefix the next word
+}
 
 bool RegexSplitter::next_match(std::string_view text, size_t pos, size_t& s, size_t& e) const {
   thread_local ThreadMatchData tmd;

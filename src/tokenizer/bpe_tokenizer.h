@@ -21,7 +21,9 @@ extern const char* const kGpt2SplitRegex;
 // Splits NFC text into pre-tokenizer words with a PCRE2 pattern (for the BPE trainer too).
 class RegexSplitter {
  public:
-  explicit RegexSplitter(const std::string& pattern);
+  // With allow_fast_path and the Qwen2 pattern, pure-ASCII texts are split by a hand-written
+  // equivalent of the regex (3-5x faster; tests compare it with PCRE2 on GSM8K and fuzz).
+  explicit RegexSplitter(const std::string& pattern, bool allow_fast_path = true);
   ~RegexSplitter();
   RegexSplitter(const RegexSplitter&) = delete;
   RegexSplitter& operator=(const RegexSplitter&) = delete;
@@ -29,6 +31,14 @@ class RegexSplitter {
   // matches and the gaps between them are both pieces). Thread-safe.
   template <typename Fn>
   void split(std::string_view text, Fn&& fn) const {
+    if (qwen2_fast_ && is_ascii(text)) {
+      for (size_t pos = 0; pos < text.size();) {
+        const size_t end = qwen2_ascii_match(text, pos);
+        fn(pos, end);
+        pos = end;
+      }
+      return;
+    }
     size_t pos = 0;
     while (pos < text.size()) {
       size_t s = 0, e = 0;
@@ -43,8 +53,12 @@ class RegexSplitter {
  private:
   // Finds the next non-empty match at or after pos; false when none.
   bool next_match(std::string_view text, size_t pos, size_t& s, size_t& e) const;
+  static bool is_ascii(std::string_view text);
+  // End of the Qwen2-regex match starting at pos in ASCII text (always > pos).
+  static size_t qwen2_ascii_match(std::string_view text, size_t pos);
   void* code_ = nullptr;  // pcre2_code_8*
   bool jit_ = false;
+  bool qwen2_fast_ = false;
 };
 
 }  // namespace eztinker::tokenizer::detail

@@ -8,12 +8,14 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
 
 #include "eztinker/tokenizer.h"
 #include "test_support.h"
+#include "tokenizer/bpe_tokenizer.h"
 
 namespace {
 
@@ -349,6 +351,50 @@ TEST(TokenizerLoadErrors, CorruptConfigNamesTheFile) {
   write_file(dir / "tokenizer_config.json", "{oops");
   const std::string msg = load_error(dir.path());
   EXPECT_NE(msg.find("tokenizer_config.json"), std::string::npos) << msg;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The hand-written ASCII pre-tokenizer must split exactly like PCRE2 running the Qwen2 regex.
+
+TEST(RegexSplitter, AsciiFastPathMatchesPcre2) {
+  using eztinker::tokenizer::detail::kQwen2SplitRegex;
+  using eztinker::tokenizer::detail::RegexSplitter;
+  const RegexSplitter fast(kQwen2SplitRegex, true);
+  const RegexSplitter pcre2(kQwen2SplitRegex, false);
+  using Pieces = std::vector<std::pair<size_t, size_t>>;
+  auto split = [](const RegexSplitter& sp, std::string_view text) {
+    Pieces out;
+    sp.split(text, [&](size_t b, size_t e) { out.emplace_back(b, e); });
+    return out;
+  };
+  auto is_ascii = [](const std::string& t) {
+    return std::all_of(t.begin(), t.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+  };
+  std::vector<std::string> texts;
+  std::ifstream in(shared_data_dir() / "gsm8k" / "train.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    texts.push_back(j["question"]);
+    texts.push_back(j["answer"]);
+  }
+  for (const auto& c : llama_cases()) texts.push_back(c.text);
+  for (const auto& c : text_cases()) texts.push_back(c.text);
+  // Random strings over the characters the regex treats specially (seeded, reproducible).
+  const std::string alphabet = "aZq'sStTrReEvVlLmMdD09 \t\n\r\v\f.,!?-#<|>\x01\x1c\x1f\x7f";
+  std::mt19937 rng(1234);
+  for (int k = 0; k < 30000; ++k) {
+    std::string t(rng() % 24, ' ');
+    for (char& ch : t) ch = alphabet[rng() % alphabet.size()];
+    texts.push_back(t);
+  }
+  size_t checked = 0;
+  for (const auto& t : texts) {
+    if (!is_ascii(t)) continue;
+    ASSERT_EQ(split(fast, t), split(pcre2, t)) << "\"" << t << "\"";
+    ++checked;
+  }
+  EXPECT_GT(checked, 40000u);
 }
 
 // ---------------------------------------------------------------------------------------------
