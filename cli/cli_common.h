@@ -1,12 +1,18 @@
-// Shared pieces of the `eztinker` CLI: global options, exit codes, and the registration
-// functions each subcommand file provides (one file per subcommand, registered explicitly in
-// main.cpp; no static-init registration).
+// Shared pieces of the `eztinker` CLI: global options, exit codes, output helpers (aligned
+// tables / --json), and the registration functions each subcommand file provides (one file
+// per subcommand or small group, registered explicitly in main.cpp; no static-init
+// registration). Errors: subcommands just throw; main.cpp maps ApiError -> 1, CLI11 parse
+// errors -> 2, ConnectionError -> 3, each with one `error: ...` line on stderr.
 #pragma once
 
+#include "eztinker/client.h"
+
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace eztinker::cli {
 
@@ -30,9 +36,24 @@ struct CliExit : std::runtime_error {
   int code;
 };
 
+// A client for the global options (short connect timeout: a CLI should fail fast).
+EZTinkerClient make_client(const CliContext& ctx);
+
+// Prints `rows` under `headers` as left-aligned columns separated by two spaces.
+void print_table(const std::vector<std::string>& headers,
+                 const std::vector<std::vector<std::string>>& rows);
+// Pretty-prints JSON to stdout (the --json output of every command).
+void print_json(const nlohmann::json& value);
+// "1.5 KiB", "3.2 MiB".
+std::string human_bytes(int64_t bytes);
+
 // Client-side subcommands (cli/*.cpp, always built).
-void register_client_commands(CLI::App& app, CliContext& ctx);  // version, health, status, ...
-void register_demo_command(CLI::App& app, CliContext& ctx);     // cli/demo.cpp
+void register_client_commands(CLI::App& app, CliContext& ctx);  // all of the below
+void register_info_commands(CLI::App& app, CliContext& ctx);        // version, health, status
+void register_run_commands(CLI::App& app, CliContext& ctx);         // create, list-runs, delete
+void register_sample_commands(CLI::App& app, CliContext& ctx);      // sample, tokenize
+void register_checkpoint_commands(CLI::App& app, CliContext& ctx);  // save, checkpoints, load
+void register_demo_command(CLI::App& app, CliContext& ctx);         // cli/demo.cpp
 
 // Engine subcommands (cli/engine_*.cpp, only with EZTINKER_WITH_ENGINE).
 void register_server_command(CLI::App& app, CliContext& ctx);      // cli/engine_server.cpp
