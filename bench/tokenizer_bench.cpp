@@ -2,6 +2,8 @@
 // jsonl file on one thread and reports MB/s and tokens/s, cold (first pass, empty word cache)
 // and warm (best of the following passes). Usage:
 //   eztinker_tokenizer_bench <tokenizer-dir> <gsm8k train.jsonl> [passes=5]
+#include "eztinker/tokenizer.h"
+
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -9,8 +11,6 @@
 #include <fstream>
 #include <string>
 #include <vector>
-
-#include "eztinker/tokenizer.h"
 
 int main(int argc, char** argv) {
   if (argc < 3) {
@@ -45,18 +45,28 @@ int main(int argc, char** argv) {
       const auto t0 = std::chrono::steady_clock::now();
       for (const auto& t : texts) n += tok->encode(t).size();
       const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (pass == 0) cold_s = s;
-      else best_s = std::min(best_s, s);
+      if (pass == 0)
+        cold_s = s;
+      else
+        best_s = std::min(best_s, s);
       tokens = n;
     }
     const double mb = static_cast<double>(bytes) / 1e6;
     std::printf("load: %.3f s\n", load_s);
-    std::printf("texts: %zu  bytes: %zu  tokens: %zu  (%.2f bytes/token)\n", texts.size(), bytes,
-                tokens, static_cast<double>(bytes) / static_cast<double>(tokens));
-    std::printf("cold (pass 1): %.3f s  %.2f MB/s  %.0f tokens/s\n", cold_s, mb / cold_s,
+    std::printf("texts: %zu  bytes: %zu  tokens: %zu  (%.2f bytes/token)\n",
+                texts.size(),
+                bytes,
+                tokens,
+                static_cast<double>(bytes) / static_cast<double>(tokens));
+    std::printf("cold (pass 1): %.3f s  %.2f MB/s  %.0f tokens/s\n",
+                cold_s,
+                mb / cold_s,
                 static_cast<double>(tokens) / cold_s);
-    std::printf("warm (best of %d): %.3f s  %.2f MB/s  %.0f tokens/s\n", passes - 1, best_s,
-                mb / best_s, static_cast<double>(tokens) / best_s);
+    std::printf("warm (best of %d): %.3f s  %.2f MB/s  %.0f tokens/s\n",
+                passes - 1,
+                best_s,
+                mb / best_s,
+                static_cast<double>(tokens) / best_s);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;

@@ -9,14 +9,19 @@
 namespace eztinker::tokenizer::detail {
 
 namespace {
-bool is_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
-bool is_word_byte(unsigned char c) { return std::isalnum(c) || c == '_' || c >= 0x80; }
+bool is_space(unsigned char c) {
+  return c == ' ' || (c >= '\t' && c <= '\r');
+}
+bool is_word_byte(unsigned char c) {
+  return std::isalnum(c) || c == '_' || c >= 0x80;
+}
 }  // namespace
 
 AddedTokenMatcher::AddedTokenMatcher(std::vector<AddedToken> tokens) : tokens_(std::move(tokens)) {
-  tokens_.erase(std::remove_if(tokens_.begin(), tokens_.end(),
-                               [](const AddedToken& t) { return t.content.empty(); }),
-                tokens_.end());
+  tokens_.erase(
+      std::remove_if(
+          tokens_.begin(), tokens_.end(), [](const AddedToken& t) { return t.content.empty(); }),
+      tokens_.end());
   for (uint32_t i = 0; i < tokens_.size(); ++i) {
     by_first_byte_[static_cast<unsigned char>(tokens_[i].content[0])].push_back(i);
   }
@@ -39,7 +44,8 @@ void AddedTokenMatcher::split(std::string_view text, std::vector<Segment>& out) 
       if (t.single_word) {
         const size_t e = i + t.content.size();
         const bool left_ok = i == 0 || !is_word_byte(static_cast<unsigned char>(text[i - 1]));
-        const bool right_ok = e == text.size() || !is_word_byte(static_cast<unsigned char>(text[e]));
+        const bool right_ok =
+            e == text.size() || !is_word_byte(static_cast<unsigned char>(text[e]));
         if (!left_ok || !right_ok) continue;
       }
       hit = &t;  // buckets are longest first, so the first hit is the longest

@@ -2,12 +2,12 @@
 // leftmost-longest match, honouring the lstrip/rstrip/single_word flags.
 #pragma once
 
+#include "tokenizer/tokenizer_config.h"
+
 #include <array>
 #include <cstdint>
 #include <string_view>
 #include <vector>
-
-#include "tokenizer/tokenizer_config.h"
 
 namespace eztinker::tokenizer::detail {
 

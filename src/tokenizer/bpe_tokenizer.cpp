@@ -5,6 +5,10 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "tokenizer/bpe_tokenizer.h"
 
+#include "tokenizer/added_tokens.h"
+#include "tokenizer/tokenizer_config.h"
+#include "tokenizer/unicode_util.h"
+
 #include <pcre2.h>
 
 #include <algorithm>
@@ -13,10 +17,6 @@
 #include <queue>
 #include <stdexcept>
 #include <unordered_map>
-
-#include "tokenizer/added_tokens.h"
-#include "tokenizer/tokenizer_config.h"
-#include "tokenizer/unicode_util.h"
 
 namespace eztinker::tokenizer::detail {
 
@@ -43,8 +43,12 @@ RegexSplitter::RegexSplitter(const std::string& pattern, bool allow_fast_path)
     : qwen2_fast_(allow_fast_path && pattern == kQwen2SplitRegex) {
   int err = 0;
   PCRE2_SIZE err_off = 0;
-  auto* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                             PCRE2_UTF | PCRE2_UCP, &err, &err_off, nullptr);
+  auto* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()),
+                             pattern.size(),
+                             PCRE2_UTF | PCRE2_UCP,
+                             &err,
+                             &err_off,
+                             nullptr);
   if (code == nullptr) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(err, msg, sizeof(msg));
@@ -55,7 +59,9 @@ RegexSplitter::RegexSplitter(const std::string& pattern, bool allow_fast_path)
   code_ = code;
 }
 
-RegexSplitter::~RegexSplitter() { pcre2_code_free(static_cast<pcre2_code*>(code_)); }
+RegexSplitter::~RegexSplitter() {
+  pcre2_code_free(static_cast<pcre2_code*>(code_));
+}
 
 bool RegexSplitter::is_ascii(std::string_view text) {
   for (unsigned char c : text) {
@@ -67,10 +73,18 @@ bool RegexSplitter::is_ascii(std::string_view text) {
 namespace {
 // ASCII classes of the Qwen2 regex under PCRE2 UTF+UCP (and Oniguruma): \s is [\t\n\v\f\r ],
 // \p{L} is [A-Za-z], \p{N} is [0-9].
-bool ascii_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
-bool ascii_letter(unsigned char c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; }
-bool ascii_digit(unsigned char c) { return c >= '0' && c <= '9'; }
-bool ascii_newline(unsigned char c) { return c == '\r' || c == '\n'; }
+bool ascii_space(unsigned char c) {
+  return c == ' ' || (c >= '\t' && c <= '\r');
+}
+bool ascii_letter(unsigned char c) {
+  return (c | 0x20) >= 'a' && (c | 0x20) <= 'z';
+}
+bool ascii_digit(unsigned char c) {
+  return c >= '0' && c <= '9';
+}
+bool ascii_newline(unsigned char c) {
+  return c == '\r' || c == '\n';
+}
 }  // namespace
 
 size_t RegexSplitter::qwen2_ascii_match(std::string_view t, size_t i) {
@@ -125,11 +139,12 @@ bool RegexSplitter::next_match(std::string_view text, size_t pos, size_t& s, siz
   auto* code = static_cast<pcre2_code*>(code_);
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   while (pos < text.size()) {
-    const int rc = jit_ ? pcre2_jit_match(code, subject, text.size(), pos, 0, tmd.md, nullptr)
-                        : pcre2_match(code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, tmd.md,
-                                      nullptr);
+    const int rc =
+        jit_ ? pcre2_jit_match(code, subject, text.size(), pos, 0, tmd.md, nullptr)
+             : pcre2_match(code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, tmd.md, nullptr);
     if (rc == PCRE2_ERROR_NOMATCH) return false;
-    if (rc < 0) throw std::runtime_error("pre-tokenizer regex match failed (" + std::to_string(rc) + ")");
+    if (rc < 0)
+      throw std::runtime_error("pre-tokenizer regex match failed (" + std::to_string(rc) + ")");
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(tmd.md);
     if (ov[1] > ov[0]) {
       s = ov[0];
@@ -229,8 +244,10 @@ class BpeTokenizer final : public Tokenizer {
       (t.normalized && nfc_ ? normalized_match : raw_match).push_back(t);
     }
     std::vector<AddedToken> raw_nonspecial, norm_nonspecial;
-    for (const auto& t : raw_match) if (!t.special) raw_nonspecial.push_back(t);
-    for (const auto& t : normalized_match) if (!t.special) norm_nonspecial.push_back(t);
+    for (const auto& t : raw_match)
+      if (!t.special) raw_nonspecial.push_back(t);
+    for (const auto& t : normalized_match)
+      if (!t.special) norm_nonspecial.push_back(t);
     raw_all_ = AddedTokenMatcher(raw_match);
     raw_nonspecial_ = AddedTokenMatcher(raw_nonspecial);
     norm_all_ = AddedTokenMatcher(normalized_match);
@@ -290,8 +307,10 @@ class BpeTokenizer final : public Tokenizer {
       inner.clear();
       norm.split(normalized, inner);
       for (const Segment& s : inner) {
-        if (s.id >= 0) ids.push_back(s.id);
-        else if (s.end > s.begin) encode_plain(std::string_view(normalized).substr(s.begin, s.end - s.begin), ids);
+        if (s.id >= 0)
+          ids.push_back(s.id);
+        else if (s.end > s.begin)
+          encode_plain(std::string_view(normalized).substr(s.begin, s.end - s.begin), ids);
       }
     }
     return ids;
@@ -334,8 +353,9 @@ class BpeTokenizer final : public Tokenizer {
  private:
   void check_id(int32_t id) const {
     if (id < 0 || id >= vocab_size() || !known_[id]) {
-      throw std::out_of_range("token id " + std::to_string(id) + " is not in the vocabulary (size " +
-                              std::to_string(vocab_size()) + ")");
+      throw std::out_of_range("token id " + std::to_string(id) +
+                              " is not in the vocabulary (size " + std::to_string(vocab_size()) +
+                              ")");
     }
   }
 
@@ -469,7 +489,8 @@ void set_vocab(BpeData& data, const nlohmann::json& vocab, const std::string& wh
   }
 }
 
-std::pair<std::string, std::string> split_merge_line(std::string_view line, const std::string& where,
+std::pair<std::string, std::string> split_merge_line(std::string_view line,
+                                                     const std::string& where,
                                                      size_t index) {
   const size_t sp = line.find(' ');
   if (sp == std::string_view::npos || sp == 0 || sp + 1 >= line.size()) {
@@ -518,7 +539,8 @@ void apply_normalizer(BpeData& data, const nlohmann::json& n, const std::string&
     data.nfc = false;
     for (const auto& inner : n.at("normalizers")) {
       if (inner.value("type", "") != "NFC") {
-        throw std::runtime_error(where + ": unsupported normalizer \"" + inner.value("type", "") + "\"");
+        throw std::runtime_error(where + ": unsupported normalizer \"" + inner.value("type", "") +
+                                 "\"");
       }
       data.nfc = true;
     }
@@ -539,7 +561,8 @@ std::unique_ptr<Tokenizer> load_bpe_tokenizer_json(const fs::path& dir) {
     const auto& model = j.at("model");
     const std::string type = model.value("type", "BPE");
     if (type != "BPE") throw std::runtime_error("unsupported model type \"" + type + "\"");
-    if (model.value("byte_fallback", false)) throw std::runtime_error("byte_fallback BPE is not supported");
+    if (model.value("byte_fallback", false))
+      throw std::runtime_error("byte_fallback BPE is not supported");
     data.ignore_merges = model.value("ignore_merges", false);
     set_vocab(data, model.at("vocab"), where);
     const auto& merges = model.at("merges");
@@ -590,8 +613,8 @@ std::unique_ptr<Tokenizer> load_bpe_vocab_merges(const fs::path& dir) {
     ++line_no;
     pos = eol + 1;
     if (line.empty() || (line_no == 1 && line.rfind("#version", 0) == 0)) continue;
-    data.merges.push_back(split_merge_line(line, merges_path.string() + " line " +
-                                                     std::to_string(line_no), data.merges.size()));
+    data.merges.push_back(split_merge_line(
+        line, merges_path.string() + " line " + std::to_string(line_no), data.merges.size()));
   }
   TokenizerConfig cfg = read_tokenizer_config(dir);
   // note: the slow GPT2Tokenizer uses GPT-2's regex and no normalizer; Qwen2Tokenizer (and

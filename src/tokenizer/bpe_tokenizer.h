@@ -4,10 +4,10 @@
 // merges.txt.
 #pragma once
 
+#include "eztinker/tokenizer.h"
+
 #include <filesystem>
 #include <memory>
-
-#include "eztinker/tokenizer.h"
 
 namespace eztinker::tokenizer::detail {
 

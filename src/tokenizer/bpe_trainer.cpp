@@ -2,18 +2,18 @@
 // GPT-2's byte alphabet) that writes a HF tokenizer.json + tokenizer_config.json shaped like
 // Qwen2-Instruct's, so tiny test models get a real, loadable tokenizer. Pair counts are kept
 // incrementally (only words containing the merged pair are revisited) with a lazy max-heap.
+#include "eztinker/tokenizer.h"
+#include "tokenizer/bpe_tokenizer.h"
+#include "tokenizer/unicode_util.h"
+
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <fstream>
 #include <map>
 #include <queue>
 #include <stdexcept>
 #include <unordered_map>
-
-#include <nlohmann/json.hpp>
-
-#include "eztinker/tokenizer.h"
-#include "tokenizer/bpe_tokenizer.h"
-#include "tokenizer/unicode_util.h"
 
 namespace eztinker::tokenizer {
 
@@ -41,13 +41,16 @@ void write_json(const fs::path& path, const nlohmann::ordered_json& j) {
 }
 
 nlohmann::ordered_json byte_level_step() {
-  return {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false},
+  return {{"type", "ByteLevel"},
+          {"add_prefix_space", false},
+          {"trim_offsets", false},
           {"use_regex", false}};
 }
 
 }  // namespace
 
-void write_trained_bpe_tokenizer(const fs::path& dir, std::string_view training_text,
+void write_trained_bpe_tokenizer(const fs::path& dir,
+                                 std::string_view training_text,
                                  int num_merges) {
   // Byte tokens take ids 0..255 in GPT-2 order (printable bytes first), like Qwen2's vocab.
   std::vector<std::string> forms;  // id -> vocab form
@@ -158,57 +161,58 @@ void write_trained_bpe_tokenizer(const fs::path& dir, std::string_view training_
   nlohmann::ordered_json added_decoder = nlohmann::ordered_json::object();
   for (size_t i = 0; i < std::size(kSpecials); ++i) {
     const size_t id = forms.size() + i;
-    nlohmann::ordered_json flags = {{"content", kSpecials[i]}, {"lstrip", false},
-                                    {"normalized", false},     {"rstrip", false},
-                                    {"single_word", false},    {"special", true}};
+    nlohmann::ordered_json flags = {{"content", kSpecials[i]},
+                                    {"lstrip", false},
+                                    {"normalized", false},
+                                    {"rstrip", false},
+                                    {"single_word", false},
+                                    {"special", true}};
     added_decoder[std::to_string(id)] = flags;
     nlohmann::ordered_json entry = {{"id", id}};
     entry.update(flags);
     added.push_back(entry);
   }
 
-  nlohmann::ordered_json tok = {
-      {"version", "1.0"},
-      {"truncation", nullptr},
-      {"padding", nullptr},
-      {"added_tokens", added},
-      {"normalizer", {{"type", "NFC"}}},
-      {"pre_tokenizer",
-       {{"type", "Sequence"},
-        {"pretokenizers",
-         {{{"type", "Split"},
-           {"pattern", {{"Regex", detail::kQwen2SplitRegex}}},
-           {"behavior", "Isolated"},
-           {"invert", false}},
-          byte_level_step()}}}},
-      {"post_processor", byte_level_step()},
-      {"decoder", byte_level_step()},
-      {"model",
-       {{"type", "BPE"},
-        {"dropout", nullptr},
-        {"unk_token", nullptr},
-        {"continuing_subword_prefix", ""},
-        {"end_of_word_suffix", ""},
-        {"fuse_unk", false},
-        {"byte_fallback", false},
-        {"vocab", vocab},
-        {"merges", merges_json}}}};
+  nlohmann::ordered_json tok = {{"version", "1.0"},
+                                {"truncation", nullptr},
+                                {"padding", nullptr},
+                                {"added_tokens", added},
+                                {"normalizer", {{"type", "NFC"}}},
+                                {"pre_tokenizer",
+                                 {{"type", "Sequence"},
+                                  {"pretokenizers",
+                                   {{{"type", "Split"},
+                                     {"pattern", {{"Regex", detail::kQwen2SplitRegex}}},
+                                     {"behavior", "Isolated"},
+                                     {"invert", false}},
+                                    byte_level_step()}}}},
+                                {"post_processor", byte_level_step()},
+                                {"decoder", byte_level_step()},
+                                {"model",
+                                 {{"type", "BPE"},
+                                  {"dropout", nullptr},
+                                  {"unk_token", nullptr},
+                                  {"continuing_subword_prefix", ""},
+                                  {"end_of_word_suffix", ""},
+                                  {"fuse_unk", false},
+                                  {"byte_fallback", false},
+                                  {"vocab", vocab},
+                                  {"merges", merges_json}}}};
   write_json(dir / "tokenizer.json", tok);
 
-  nlohmann::ordered_json cfg = {
-      {"add_prefix_space", false},
-      {"added_tokens_decoder", added_decoder},
-      {"additional_special_tokens", {"<|im_start|>", "<|im_end|>"}},
-      {"bos_token", nullptr},
-      {"chat_template", kQwen2ChatTemplate},
-      {"clean_up_tokenization_spaces", false},
-      {"eos_token", "<|im_end|>"},
-      {"errors", "replace"},
-      {"model_max_length", 32768},
-      {"pad_token", "<|endoftext|>"},
-      {"split_special_tokens", false},
-      {"tokenizer_class", "Qwen2Tokenizer"},
-      {"unk_token", nullptr}};
+  nlohmann::ordered_json cfg = {{"add_prefix_space", false},
+                                {"added_tokens_decoder", added_decoder},
+                                {"additional_special_tokens", {"<|im_start|>", "<|im_end|>"}},
+                                {"bos_token", nullptr},
+                                {"chat_template", kQwen2ChatTemplate},
+                                {"clean_up_tokenization_spaces", false},
+                                {"eos_token", "<|im_end|>"},
+                                {"errors", "replace"},
+                                {"model_max_length", 32768},
+                                {"pad_token", "<|endoftext|>"},
+                                {"split_special_tokens", false},
+                                {"tokenizer_class", "Qwen2Tokenizer"},
+                                {"unk_token", nullptr}};
   write_json(dir / "tokenizer_config.json", cfg);
 }
 

@@ -2,10 +2,10 @@
 // shared/data/qwen2-tokenizer/chat_template.qwen2-instruct.jinja and
 // chat_template.qwen2.5-instruct.jinja (without tools): a default system turn when the first
 // message is not a system message, then "<|im_start|>{role}\n{content}<|im_end|>\n" per turn.
-#include <stdexcept>
-
 #include "eztinker/tokenizer.h"
 #include "tokenizer/unicode_util.h"
+
+#include <stdexcept>
 
 namespace eztinker::tokenizer {
 
@@ -68,8 +68,12 @@ std::string render(ChatTemplate t,
 std::string render_chat_template(ChatTemplate chat_template,
                                  const std::vector<ChatMessage>& messages,
                                  bool add_generation_prompt) {
-  return render(chat_template, messages, add_generation_prompt,
-                [](const std::string& s) -> const std::string& { return s; }, nullptr);
+  return render(
+      chat_template,
+      messages,
+      add_generation_prompt,
+      [](const std::string& s) -> const std::string& { return s; },
+      nullptr);
 }
 
 std::string Tokenizer::apply_chat_template(const std::vector<ChatMessage>& messages,
@@ -93,8 +97,11 @@ ChatEncoding Tokenizer::encode_chat(const std::vector<ChatMessage>& messages,
   // the byte lengths of the tokens walk the rendered text exactly.
   std::vector<ContentSpan> spans;
   const std::string text = render(
-      chat_template_, messages, add_generation_prompt,
-      [](const std::string& s) { return detail::nfc(detail::sanitize_utf8(s)); }, &spans);
+      chat_template_,
+      messages,
+      add_generation_prompt,
+      [](const std::string& s) { return detail::nfc(detail::sanitize_utf8(s)); },
+      &spans);
   ChatEncoding enc;
   enc.ids = encode(text, true);
   enc.weights.assign(enc.ids.size(), train_on == TrainOn::kAll ? 1.0f : 0.0f);
@@ -122,7 +129,8 @@ ChatEncoding Tokenizer::encode_chat(const std::vector<ChatMessage>& messages,
   }
 
   // Token bytes do not spell the text (e.g. SentencePiece's dummy prefix and whitespace
-  // normalization, or an lstrip added token): tokenize each part on its own instead, so every token has one owner.
+  // normalization, or an lstrip added token): tokenize each part on its own instead, so every token
+  // has one owner.
   ChatEncoding parts;
   auto add = [&](std::string_view s, float w) {
     for (int32_t id : encode(s, true)) {

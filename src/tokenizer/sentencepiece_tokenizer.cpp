@@ -4,14 +4,14 @@
 // hands runs of ordinary ids to the processor and writes control symbols as their piece text.
 #include "tokenizer/sentencepiece_tokenizer.h"
 
+#include "tokenizer/added_tokens.h"
+#include "tokenizer/tokenizer_config.h"
+#include "tokenizer/unicode_util.h"
+
 #include <sentencepiece_processor.h>
 
 #include <algorithm>
 #include <stdexcept>
-
-#include "tokenizer/added_tokens.h"
-#include "tokenizer/tokenizer_config.h"
-#include "tokenizer/unicode_util.h"
 
 namespace eztinker::tokenizer::detail {
 
@@ -57,8 +57,10 @@ class SentencePieceTokenizer final : public Tokenizer {
       text = sanitized;
     }
     std::vector<Segment> segments;
-    if (parse_special) controls_.split(text, segments);
-    else segments.push_back({0, text.size(), -1});
+    if (parse_special)
+      controls_.split(text, segments);
+    else
+      segments.push_back({0, text.size(), -1});
     std::vector<int32_t> out;
     std::vector<int> ids;
     for (const Segment& seg : segments) {
@@ -69,7 +71,8 @@ class SentencePieceTokenizer final : public Tokenizer {
       if (seg.end == seg.begin) continue;
       ids.clear();
       const auto status = sp_.Encode(text.substr(seg.begin, seg.end - seg.begin), &ids);
-      if (!status.ok()) throw std::runtime_error("sentencepiece encode failed: " + status.ToString());
+      if (!status.ok())
+        throw std::runtime_error("sentencepiece encode failed: " + status.ToString());
       out.insert(out.end(), ids.begin(), ids.end());
     }
     return out;
@@ -137,8 +140,9 @@ class SentencePieceTokenizer final : public Tokenizer {
  private:
   void check_id(int32_t id) const {
     if (id < 0 || id >= vocab_size()) {
-      throw std::out_of_range("token id " + std::to_string(id) + " is not in the vocabulary (size " +
-                              std::to_string(vocab_size()) + ")");
+      throw std::out_of_range("token id " + std::to_string(id) +
+                              " is not in the vocabulary (size " + std::to_string(vocab_size()) +
+                              ")");
     }
   }
 

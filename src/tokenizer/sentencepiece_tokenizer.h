@@ -1,10 +1,10 @@
 // SentencePiece (tokenizer.model) behind the Tokenizer interface, via libsentencepiece.
 #pragma once
 
+#include "eztinker/tokenizer.h"
+
 #include <filesystem>
 #include <memory>
-
-#include "eztinker/tokenizer.h"
 
 namespace eztinker::tokenizer::detail {
 

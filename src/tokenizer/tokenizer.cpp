@@ -3,11 +3,11 @@
 // vocab.json + merges.txt files, and SentencePiece's tokenizer.model last.
 #include "eztinker/tokenizer.h"
 
-#include <stdexcept>
-
 #include "tokenizer/bpe_tokenizer.h"
 #include "tokenizer/sentencepiece_tokenizer.h"
 #include "tokenizer/unicode_util.h"
+
+#include <stdexcept>
 
 namespace eztinker::tokenizer {
 
@@ -60,13 +60,18 @@ std::string Utf8StreamDecoder::flush() {
 }
 
 void copy_tokenizer_files(const fs::path& src_dir, const fs::path& dst_dir) {
-  static const char* const kFiles[] = {"tokenizer.json",     "tokenizer_config.json",
-                                       "vocab.json",         "merges.txt",
-                                       "added_tokens.json",  "special_tokens_map.json",
-                                       "tokenizer.model",    "chat_template.jinja"};
-  const bool loadable = fs::exists(src_dir / "tokenizer.json") ||
-                        (fs::exists(src_dir / "vocab.json") && fs::exists(src_dir / "merges.txt")) ||
-                        fs::exists(src_dir / "tokenizer.model");
+  static const char* const kFiles[] = {"tokenizer.json",
+                                       "tokenizer_config.json",
+                                       "vocab.json",
+                                       "merges.txt",
+                                       "added_tokens.json",
+                                       "special_tokens_map.json",
+                                       "tokenizer.model",
+                                       "chat_template.jinja"};
+  const bool loadable =
+      fs::exists(src_dir / "tokenizer.json") ||
+      (fs::exists(src_dir / "vocab.json") && fs::exists(src_dir / "merges.txt")) ||
+      fs::exists(src_dir / "tokenizer.model");
   if (!loadable) {
     throw std::runtime_error(src_dir.string() +
                              ": no tokenizer files to copy (need tokenizer.json, vocab.json + "

@@ -106,7 +106,8 @@ TokenizerConfig read_tokenizer_config(const fs::path& dir) {
     if (!j.is_object()) throw std::runtime_error(added_path.string() + ": expected {content: id}");
     for (const auto& [content, id] : j.items()) {
       if (!id.is_number_integer()) {
-        throw std::runtime_error(added_path.string() + ": id of \"" + content + "\" is not an integer");
+        throw std::runtime_error(added_path.string() + ": id of \"" + content +
+                                 "\" is not an integer");
       }
       bool known = false;
       for (const auto& t : cfg.added_tokens) known = known || t.content == content;

@@ -3,6 +3,8 @@
 // added_tokens.json, plus small file/JSON helpers whose errors name the file.
 #pragma once
 
+#include "eztinker/tokenizer.h"
+
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
@@ -10,8 +12,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include "eztinker/tokenizer.h"
 
 namespace eztinker::tokenizer::detail {
 

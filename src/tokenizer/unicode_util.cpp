@@ -15,10 +15,14 @@ constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 void second_byte_range(unsigned char lead, unsigned char& lo, unsigned char& hi) {
   lo = 0x80;
   hi = 0xBF;
-  if (lead == 0xE0) lo = 0xA0;
-  else if (lead == 0xED) hi = 0x9F;
-  else if (lead == 0xF0) lo = 0x90;
-  else if (lead == 0xF4) hi = 0x8F;
+  if (lead == 0xE0)
+    lo = 0xA0;
+  else if (lead == 0xED)
+    hi = 0x9F;
+  else if (lead == 0xF0)
+    lo = 0x90;
+  else if (lead == 0xF4)
+    hi = 0x8F;
 }
 
 size_t sequence_len(unsigned char lead) {
@@ -100,10 +104,11 @@ std::string nfc(std::string_view s) {
   if (!nfc_may_change(s)) return std::string(s);
   utf8proc_uint8_t* out = nullptr;
   const auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()),
-                              static_cast<utf8proc_ssize_t>(s.size()), &out,
+                              static_cast<utf8proc_ssize_t>(s.size()),
+                              &out,
                               static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
-  if (n < 0) throw std::runtime_error(std::string("NFC normalization failed: ") +
-                                      utf8proc_errmsg(n));
+  if (n < 0)
+    throw std::runtime_error(std::string("NFC normalization failed: ") + utf8proc_errmsg(n));
   std::string result(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
   std::free(out);
   return result;
@@ -170,13 +175,19 @@ std::string unicode_string_to_bytes(std::string_view text) {
     }
     const auto* p = reinterpret_cast<const unsigned char*>(text.data() + i);
     uint32_t cp = 0;
-    if (n == 1) cp = p[0];
-    else if (n == 2) cp = ((p[0] & 0x1Fu) << 6) | (p[1] & 0x3Fu);
-    else if (n == 3) cp = ((p[0] & 0x0Fu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu);
-    else cp = ((p[0] & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) | (p[3] & 0x3Fu);
+    if (n == 1)
+      cp = p[0];
+    else if (n == 2)
+      cp = ((p[0] & 0x1Fu) << 6) | (p[1] & 0x3Fu);
+    else if (n == 3)
+      cp = ((p[0] & 0x0Fu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu);
+    else
+      cp = ((p[0] & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) | (p[3] & 0x3Fu);
     const int b = codepoint_to_byte(cp);
-    if (b >= 0) out.push_back(static_cast<char>(b));
-    else out.append(text.data() + i, n);
+    if (b >= 0)
+      out.push_back(static_cast<char>(b));
+    else
+      out.append(text.data() + i, n);
     i += n;
   }
   return out;

@@ -2,14 +2,14 @@
 // (19 conversations x the Qwen2-Instruct and Qwen2.5-Instruct jinja templates): prompt text/ids
 // with add_generation_prompt=true, full text/ids, and weights that cover exactly the assistant
 // part that follows the prompt.
+#include "eztinker/tokenizer.h"
+#include "test_support.h"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include <fstream>
 #include <numeric>
-
-#include "eztinker/tokenizer.h"
-#include "test_support.h"
 
 namespace {
 
@@ -24,7 +24,9 @@ using eztinker::tokenizer::ChatTemplate;
 using eztinker::tokenizer::Tokenizer;
 using eztinker::tokenizer::TrainOn;
 
-fs::path qwen2_dir() { return shared_data_dir() / "qwen2-tokenizer"; }
+fs::path qwen2_dir() {
+  return shared_data_dir() / "qwen2-tokenizer";
+}
 
 struct ChatCase {
   std::string template_name;
@@ -54,37 +56,33 @@ std::vector<ChatCase> chat_cases() {
   return cases;
 }
 
+// Loaded lazily, once per process (ctest runs each test in its own process).
 class ChatTemplateTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    qwen2_ = Tokenizer::load(qwen2_dir()).release();
-    // A Qwen2.5-Instruct directory: same vocab/merges, the Qwen2.5 tokenizer_config.json.
-    dir25_ = new TempDir("eztinker-chat25");
-    fs::copy_file(qwen2_dir() / "vocab.json", dir25_->path() / "vocab.json");
-    fs::copy_file(qwen2_dir() / "merges.txt", dir25_->path() / "merges.txt");
-    fs::copy_file(qwen2_dir() / "tokenizer_config.qwen2.5-instruct.json",
-                  dir25_->path() / "tokenizer_config.json");
-    qwen25_ = Tokenizer::load(dir25_->path()).release();
+  static const Tokenizer& qwen2() {
+    static const auto tok = Tokenizer::load(qwen2_dir());
+    return *tok;
   }
-  static void TearDownTestSuite() {
-    delete qwen2_;
-    delete qwen25_;
-    delete dir25_;
+  // A Qwen2.5-Instruct directory: same vocab/merges, the Qwen2.5 tokenizer_config.json.
+  static const Tokenizer& qwen25() {
+    static const TempDir dir("eztinker-chat25");
+    static const auto tok = [] {
+      fs::copy_file(qwen2_dir() / "vocab.json", dir.path() / "vocab.json");
+      fs::copy_file(qwen2_dir() / "merges.txt", dir.path() / "merges.txt");
+      fs::copy_file(qwen2_dir() / "tokenizer_config.qwen2.5-instruct.json",
+                    dir.path() / "tokenizer_config.json");
+      return Tokenizer::load(dir.path());
+    }();
+    return *tok;
   }
   static const Tokenizer& for_template(const std::string& name) {
-    return name == "qwen2.5-instruct" ? *qwen25_ : *qwen2_;
+    return name == "qwen2.5-instruct" ? qwen25() : qwen2();
   }
-  static Tokenizer* qwen2_;
-  static Tokenizer* qwen25_;
-  static TempDir* dir25_;
 };
-Tokenizer* ChatTemplateTest::qwen2_ = nullptr;
-Tokenizer* ChatTemplateTest::qwen25_ = nullptr;
-TempDir* ChatTemplateTest::dir25_ = nullptr;
 
 TEST_F(ChatTemplateTest, DetectsTemplateFromConfig) {
-  EXPECT_EQ(qwen2_->chat_template(), ChatTemplate::kQwen2);
-  EXPECT_EQ(qwen25_->chat_template(), ChatTemplate::kQwen25);
+  EXPECT_EQ(qwen2().chat_template(), ChatTemplate::kQwen2);
+  EXPECT_EQ(qwen25().chat_template(), ChatTemplate::kQwen25);
 }
 
 TEST_F(ChatTemplateTest, AllVectorsMatch) {
@@ -152,41 +150,42 @@ TEST_F(ChatTemplateTest, AssistantWeightsCoverEveryAssistantTurn) {
 
 TEST_F(ChatTemplateTest, TrainOnAllAndGenerationPrompt) {
   const auto c = chat_cases().front();
-  const ChatEncoding all = qwen2_->encode_chat(c.messages, false, TrainOn::kAll);
+  const ChatEncoding all = qwen2().encode_chat(c.messages, false, TrainOn::kAll);
   EXPECT_EQ(all.ids, c.full_ids);
   EXPECT_EQ(std::accumulate(all.weights.begin(), all.weights.end(), 0.0f),
             static_cast<float>(all.ids.size()));
   const std::vector<ChatMessage> prompt(c.messages.begin(), c.messages.end() - 1);
-  const ChatEncoding gen = qwen2_->encode_chat(prompt, true, TrainOn::kAssistant);
+  const ChatEncoding gen = qwen2().encode_chat(prompt, true, TrainOn::kAssistant);
   EXPECT_EQ(gen.ids, c.prompt_ids);
   EXPECT_EQ(std::accumulate(gen.weights.begin(), gen.weights.end(), 0.0f), 0.0f);
 }
 
 TEST_F(ChatTemplateTest, DefaultSystemPromptsAndEdgeCases) {
   const std::vector<ChatMessage> user = {{"user", "Hi"}};
-  EXPECT_EQ(qwen2_->apply_chat_template(user, true),
+  EXPECT_EQ(qwen2().apply_chat_template(user, true),
             "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
             "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
-  EXPECT_EQ(qwen25_->apply_chat_template(user, false),
+  EXPECT_EQ(qwen25().apply_chat_template(user, false),
             "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful "
             "assistant.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n");
   // The Qwen2 template inserts the default inside its loop; Qwen2.5's before it.
-  EXPECT_EQ(qwen2_->apply_chat_template({}, true), "<|im_start|>assistant\n");
-  EXPECT_EQ(qwen25_->apply_chat_template({}, false),
+  EXPECT_EQ(qwen2().apply_chat_template({}, true), "<|im_start|>assistant\n");
+  EXPECT_EQ(qwen25().apply_chat_template({}, false),
             "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful "
             "assistant.<|im_end|>\n");
-  EXPECT_THROW(qwen2_->apply_chat_template({{"tool", "x"}}, false), std::invalid_argument);
+  EXPECT_THROW(qwen2().apply_chat_template({{"tool", "x"}}, false), std::invalid_argument);
   // The header ids match PROVENANCE §3b's HF-checked chat header.
-  EXPECT_EQ(qwen2_->encode("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"),
-            (std::vector<int32_t>{151644, 8948, 198, 2610, 525, 264, 10950, 17847, 13, 151645, 198}));
+  EXPECT_EQ(
+      qwen2().encode("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"),
+      (std::vector<int32_t>{151644, 8948, 198, 2610, 525, 264, 10950, 17847, 13, 151645, 198}));
 }
 
 TEST_F(ChatTemplateTest, ContentNeedingNormalizationStillAligns) {
   // Decomposed accents and a leading newline in the assistant content.
   const std::vector<ChatMessage> msgs = {{"user", "e\xCC\x81t\xC3\xA9?"},
                                          {"assistant", "\n\ncafe\xCC\x81 \xF0\x9F\xA6\x99"}};
-  const ChatEncoding enc = qwen2_->encode_chat(msgs, false, TrainOn::kAssistant);
-  EXPECT_EQ(enc.ids, qwen2_->encode(qwen2_->apply_chat_template(msgs, false)));
+  const ChatEncoding enc = qwen2().encode_chat(msgs, false, TrainOn::kAssistant);
+  EXPECT_EQ(enc.ids, qwen2().encode(qwen2().apply_chat_template(msgs, false)));
   std::vector<int32_t> trained;
   for (size_t t = 0; t < enc.ids.size(); ++t) {
     if (enc.weights[t] == 1.0f) trained.push_back(enc.ids[t]);
@@ -195,7 +194,7 @@ TEST_F(ChatTemplateTest, ContentNeedingNormalizationStillAligns) {
   EXPECT_EQ(trained.back(), 151645);
   trained.pop_back();
   // The trained tokens decode to (at least) the whole normalized content.
-  EXPECT_NE(qwen2_->decode(trained).find("caf\xC3\xA9 \xF0\x9F\xA6\x99"), std::string::npos);
+  EXPECT_NE(qwen2().decode(trained).find("caf\xC3\xA9 \xF0\x9F\xA6\x99"), std::string::npos);
 }
 
 }  // namespace

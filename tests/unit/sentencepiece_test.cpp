@@ -1,15 +1,15 @@
 // SentencePiece behind the Tokenizer interface: a tiny model is trained here with
 // libsentencepiece's trainer on GSM8K text, then our Tokenizer must agree with the raw
 // sentencepiece::SentencePieceProcessor on held-out GSM8K text (ids, decode, vocab, specials).
+#include "eztinker/tokenizer.h"
+#include "test_support.h"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
 #include <fstream>
-
-#include "eztinker/tokenizer.h"
-#include "test_support.h"
 
 namespace {
 
@@ -92,7 +92,8 @@ TEST_F(SentencePieceTest, SpecialsAndPieces) {
   EXPECT_EQ(std::vector<int>(plain.begin(), plain.end()), plain_raw);
 
   // Decode keeps or skips control symbols.
-  const std::vector<int32_t> ids = {raw_.bos_id(), raw_.PieceToId("\xE2\x96\x81the"), raw_.eos_id()};
+  const std::vector<int32_t> ids = {
+      raw_.bos_id(), raw_.PieceToId("\xE2\x96\x81the"), raw_.eos_id()};
   EXPECT_EQ(tok->decode(ids, true), "the");
   EXPECT_EQ(tok->decode(ids, false), "<s>the</s>");
   EXPECT_THROW(tok->decode({raw_.GetPieceSize()}), std::out_of_range);

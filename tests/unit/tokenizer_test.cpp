@@ -2,6 +2,11 @@
 // HF-generated qwen2 .inp/.out and the transformers.js text vectors) through both the
 // vocab.json+merges.txt layout and a tokenizer.json assembled from the Qwen2.5 skeleton, round
 // trips against utf8proc's NFC, bad-input errors, streaming decode and the BPE trainer.
+#include "eztinker/tokenizer.h"
+
+#include "test_support.h"
+#include "tokenizer/bpe_tokenizer.h"
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <utf8proc.h>
@@ -13,10 +18,6 @@
 #include <stdexcept>
 #include <thread>
 
-#include "eztinker/tokenizer.h"
-#include "test_support.h"
-#include "tokenizer/bpe_tokenizer.h"
-
 namespace {
 
 namespace fs = std::filesystem;
@@ -26,8 +27,12 @@ using eztinker::testing::TempDir;
 using eztinker::testing::write_file;
 using eztinker::tokenizer::Tokenizer;
 
-fs::path qwen2_dir() { return shared_data_dir() / "qwen2-tokenizer"; }
-fs::path vectors_dir() { return shared_data_dir() / "tokenizer-tests"; }
+fs::path qwen2_dir() {
+  return shared_data_dir() / "qwen2-tokenizer";
+}
+fs::path vectors_dir() {
+  return shared_data_dir() / "tokenizer-tests";
+}
 
 // Independent NFC (utf8proc directly, not through the library).
 std::string nfc(const std::string& s) {
@@ -53,7 +58,8 @@ std::vector<Case> llama_cases() {
   for (size_t pos = 0; pos < inp.size();) {
     const size_t next = inp.find(sep, pos);
     if (next == std::string::npos) break;
-    cases.push_back({"llama.cpp #" + std::to_string(cases.size()), inp.substr(pos, next - pos), {}});
+    cases.push_back(
+        {"llama.cpp #" + std::to_string(cases.size()), inp.substr(pos, next - pos), {}});
     pos = next + sep.size();
   }
   std::istringstream lines(out);
@@ -74,8 +80,10 @@ std::vector<Case> text_cases() {
   while (std::getline(in, line)) {
     if (line.empty()) continue;
     const auto j = nlohmann::json::parse(line);
-    cases.push_back({"text #" + std::to_string(cases.size()) + " (" + j["source"].get<std::string>() + ")",
-                     j["text"].get<std::string>(), j["ids"].get<std::vector<int32_t>>()});
+    cases.push_back(
+        {"text #" + std::to_string(cases.size()) + " (" + j["source"].get<std::string>() + ")",
+         j["text"].get<std::string>(),
+         j["ids"].get<std::vector<int32_t>>()});
   }
   return cases;
 }
@@ -95,7 +103,9 @@ void write_assembled_tokenizer_json(const fs::path& dir) {
   write_file(dir / "tokenizer.json", j.dump());
 }
 
-void expect_all_vectors(const Tokenizer& tok, const std::vector<Case>& cases, size_t expected_count) {
+void expect_all_vectors(const Tokenizer& tok,
+                        const std::vector<Case>& cases,
+                        size_t expected_count) {
   ASSERT_EQ(cases.size(), expected_count);
   size_t matched = 0;
   for (const auto& c : cases) {
@@ -107,52 +117,56 @@ void expect_all_vectors(const Tokenizer& tok, const std::vector<Case>& cases, si
   EXPECT_EQ(matched, cases.size());
 }
 
+// Tokenizers are loaded lazily, once per process: ctest runs every test in its own process, so
+// a test pays only for the tokenizers it uses.
 class QwenTokenizerTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    slow_ = Tokenizer::load(qwen2_dir()).release();
-    slow25_dir_ = new TempDir("eztinker-tok25");
-    fs::copy_file(qwen2_dir() / "vocab.json", slow25_dir_->path() / "vocab.json");
-    fs::copy_file(qwen2_dir() / "merges.txt", slow25_dir_->path() / "merges.txt");
-    fs::copy_file(qwen2_dir() / "tokenizer_config.qwen2.5-instruct.json",
-                  slow25_dir_->path() / "tokenizer_config.json");
-    slow25_ = Tokenizer::load(slow25_dir_->path()).release();
-    json_dir_ = new TempDir("eztinker-tokjson");
-    write_assembled_tokenizer_json(json_dir_->path());
-    fast_ = Tokenizer::load(json_dir_->path()).release();
+  // vocab.json + merges.txt + tokenizer_config.json (Qwen2, 3 specials)
+  static const Tokenizer& slow() {
+    static const auto tok = Tokenizer::load(qwen2_dir());
+    return *tok;
   }
-  static void TearDownTestSuite() {
-    delete slow_;
-    delete slow25_;
-    delete fast_;
-    delete slow25_dir_;
-    delete json_dir_;
+  // The same with Qwen2.5's tokenizer_config.json (22 added tokens).
+  static const Tokenizer& slow25() {
+    static const TempDir dir("eztinker-tok25");
+    static const auto tok = [] {
+      fs::copy_file(qwen2_dir() / "vocab.json", dir.path() / "vocab.json");
+      fs::copy_file(qwen2_dir() / "merges.txt", dir.path() / "merges.txt");
+      fs::copy_file(qwen2_dir() / "tokenizer_config.qwen2.5-instruct.json",
+                    dir.path() / "tokenizer_config.json");
+      return Tokenizer::load(dir.path());
+    }();
+    return *tok;
   }
-  static Tokenizer* slow_;    // vocab.json + merges.txt + tokenizer_config.json (Qwen2, 3 specials)
-  static Tokenizer* slow25_;  // the same with Qwen2.5's tokenizer_config.json (22 added tokens)
-  static Tokenizer* fast_;    // assembled tokenizer.json (Qwen2.5 added tokens)
-  static TempDir* slow25_dir_;
-  static TempDir* json_dir_;
+  // tokenizer.json assembled from the Qwen2.5 skeleton (Qwen2.5 added tokens, no config).
+  static const Tokenizer& fast() {
+    static const TempDir dir("eztinker-tokjson");
+    static const auto tok = [] {
+      write_assembled_tokenizer_json(dir.path());
+      return Tokenizer::load(dir.path());
+    }();
+    return *tok;
+  }
 };
-Tokenizer* QwenTokenizerTest::slow_ = nullptr;
-Tokenizer* QwenTokenizerTest::slow25_ = nullptr;
-TempDir* QwenTokenizerTest::slow25_dir_ = nullptr;
-Tokenizer* QwenTokenizerTest::fast_ = nullptr;
-TempDir* QwenTokenizerTest::json_dir_ = nullptr;
 
-TEST_F(QwenTokenizerTest, LlamaCppVectorsVocabMerges) { expect_all_vectors(*slow_, llama_cases(), 46); }
-TEST_F(QwenTokenizerTest, LlamaCppVectorsTokenizerJson) { expect_all_vectors(*fast_, llama_cases(), 46); }
+TEST_F(QwenTokenizerTest, LlamaCppVectorsVocabMerges) {
+  expect_all_vectors(slow(), llama_cases(), 46);
+}
+TEST_F(QwenTokenizerTest, LlamaCppVectorsTokenizerJson) {
+  expect_all_vectors(fast(), llama_cases(), 46);
+}
 TEST_F(QwenTokenizerTest, LlamaCppVectorsVocabMergesQwen25Config) {
-  expect_all_vectors(*slow25_, llama_cases(), 46);
+  expect_all_vectors(slow25(), llama_cases(), 46);
 }
 // The text vectors were generated with Qwen2.5's 22 added tokens.
 TEST_F(QwenTokenizerTest, TextVectorsVocabMergesQwen25Config) {
-  expect_all_vectors(*slow25_, text_cases(), 101);
+  expect_all_vectors(slow25(), text_cases(), 101);
 }
 // With Qwen2's config (3 specials) every vector applies except those that spell a
 // Qwen2.5-only added token (<tool_call>, <|fim_*|>, ...), which Qwen2 tokenizes as text.
 TEST_F(QwenTokenizerTest, TextVectorsVocabMergesQwen2Config) {
-  const auto skeleton = nlohmann::json::parse(read_file(qwen2_dir() / "tokenizer.skeleton.qwen2.5.json"));
+  const auto skeleton =
+      nlohmann::json::parse(read_file(qwen2_dir() / "tokenizer.skeleton.qwen2.5.json"));
   std::vector<std::string> qwen25_only;
   for (const auto& t : skeleton["added_tokens"]) {
     if (t["id"].get<int>() > 151645) qwen25_only.push_back(t["content"]);
@@ -161,18 +175,21 @@ TEST_F(QwenTokenizerTest, TextVectorsVocabMergesQwen2Config) {
   std::vector<Case> applicable;
   for (const auto& c : text_cases()) {
     bool uses_qwen25 = false;
-    for (const auto& s : qwen25_only) uses_qwen25 = uses_qwen25 || c.text.find(s) != std::string::npos;
+    for (const auto& s : qwen25_only)
+      uses_qwen25 = uses_qwen25 || c.text.find(s) != std::string::npos;
     if (!uses_qwen25) applicable.push_back(c);
   }
-  expect_all_vectors(*slow_, applicable, 99);
+  expect_all_vectors(slow(), applicable, 99);
 }
-TEST_F(QwenTokenizerTest, TextVectorsTokenizerJson) { expect_all_vectors(*fast_, text_cases(), 101); }
+TEST_F(QwenTokenizerTest, TextVectorsTokenizerJson) {
+  expect_all_vectors(fast(), text_cases(), 101);
+}
 
 TEST_F(QwenTokenizerTest, VocabularyFacts) {
   // PROVENANCE §2: 151643 regular tokens, 3 Qwen2 specials, 22 Qwen2.5 added tokens.
-  EXPECT_EQ(slow_->vocab_size(), 151646);
-  EXPECT_EQ(fast_->vocab_size(), 151665);
-  for (const Tokenizer* t : {slow_, fast_}) {
+  EXPECT_EQ(slow().vocab_size(), 151646);
+  EXPECT_EQ(fast().vocab_size(), 151665);
+  for (const Tokenizer* t : {&slow(), &fast()}) {
     EXPECT_EQ(t->token_to_id("!"), 0);
     EXPECT_EQ(t->token_to_id("\xC4\xA0Hello"), 21927);  // "ĠHello"
     EXPECT_EQ(t->token_to_id("<|im_start|>"), 151644);
@@ -184,70 +201,77 @@ TEST_F(QwenTokenizerTest, VocabularyFacts) {
     EXPECT_FALSE(t->is_special(9707));
   }
   // Qwen2.5's tool/fim tokens are added but not special.
-  EXPECT_EQ(fast_->token_to_id("<|fim_prefix|>"), 151659);
-  EXPECT_FALSE(fast_->is_special(151659));
-  EXPECT_TRUE(fast_->is_special(151655));
+  EXPECT_EQ(fast().token_to_id("<|fim_prefix|>"), 151659);
+  EXPECT_FALSE(fast().is_special(151659));
+  EXPECT_TRUE(fast().is_special(151655));
 }
 
 TEST_F(QwenTokenizerTest, EosAndPadFromConfig) {
   // tokenizer_config.json: eos <|im_end|>, pad <|endoftext|>.
-  EXPECT_EQ(slow_->eos_token_ids(), (std::vector<int32_t>{151645, 151643}));
-  EXPECT_EQ(slow_->pad_token_id(), 151643);
+  EXPECT_EQ(slow().eos_token_ids(), (std::vector<int32_t>{151645, 151643}));
+  EXPECT_EQ(slow().pad_token_id(), 151643);
   // No tokenizer_config.json next to the assembled tokenizer.json: no pad, eos by name only.
-  EXPECT_EQ(fast_->eos_token_ids(), (std::vector<int32_t>{151643, 151645}));
-  EXPECT_FALSE(fast_->pad_token_id().has_value());
+  EXPECT_EQ(fast().eos_token_ids(), (std::vector<int32_t>{151643, 151645}));
+  EXPECT_FALSE(fast().pad_token_id().has_value());
 }
 
 TEST_F(QwenTokenizerTest, SpecialTokensParsedOnlyWhenAsked) {
   const std::string text = "<|im_start|>user\nhi<|im_end|>";
-  const auto parsed = slow_->encode(text, true);
+  const auto parsed = slow().encode(text, true);
   ASSERT_FALSE(parsed.empty());
   EXPECT_EQ(parsed.front(), 151644);
   EXPECT_EQ(parsed.back(), 151645);
-  const auto plain = slow_->encode(text, false);
-  for (int32_t id : plain) EXPECT_FALSE(slow_->is_special(id)) << id;
-  EXPECT_EQ(slow_->decode(plain), text);
+  const auto plain = slow().encode(text, false);
+  for (int32_t id : plain) EXPECT_FALSE(slow().is_special(id)) << id;
+  EXPECT_EQ(slow().decode(plain), text);
 }
 
 TEST_F(QwenTokenizerTest, DecodeSkipsSpecialTokens) {
-  const auto ids = slow_->encode("<|im_start|>assistant\nHello<|im_end|>");
-  EXPECT_EQ(slow_->decode(ids, true), "assistant\nHello");
-  EXPECT_EQ(slow_->decode(ids, false), "<|im_start|>assistant\nHello<|im_end|>");
+  const auto ids = slow().encode("<|im_start|>assistant\nHello<|im_end|>");
+  EXPECT_EQ(slow().decode(ids, true), "assistant\nHello");
+  EXPECT_EQ(slow().decode(ids, false), "<|im_start|>assistant\nHello<|im_end|>");
 }
 
 TEST_F(QwenTokenizerTest, NfcNormalizesInput) {
   // "e" + COMBINING ACUTE is tokenized like the precomposed "é".
-  EXPECT_EQ(slow_->encode("e\xCC\x81" "cole"), slow_->encode("\xC3\xA9" "cole"));
+  EXPECT_EQ(slow().encode("e\xCC\x81"
+                          "cole"),
+            slow().encode("\xC3\xA9"
+                          "cole"));
 }
 
 TEST_F(QwenTokenizerTest, InvalidUtf8InputBecomesReplacementChar) {
-  EXPECT_EQ(slow_->encode("a\xFF" "b"), slow_->encode("a\xEF\xBF\xBD" "b"));
-  EXPECT_EQ(slow_->encode("\xE2\x82"), slow_->encode("\xEF\xBF\xBD"));  // truncated sequence
+  EXPECT_EQ(slow().encode("a\xFF"
+                          "b"),
+            slow().encode("a\xEF\xBF\xBD"
+                          "b"));
+  EXPECT_EQ(slow().encode("\xE2\x82"), slow().encode("\xEF\xBF\xBD"));  // truncated sequence
 }
 
 TEST_F(QwenTokenizerTest, PartialUtf8DecodesToReplacementChar) {
   // A rare character that byte-level BPE splits inside its UTF-8 sequence.
   std::string rare;
   std::vector<int32_t> ids;
-  for (const char* c : {"\xF0\x9D\x94\x98", "\xF0\x93\x80\x80", "\xEA\xA6\x84", "\xF0\x9F\xA7\xAC"}) {
-    ids = slow_->encode(c);
+  for (const char* c :
+       {"\xF0\x9D\x94\x98", "\xF0\x93\x80\x80", "\xEA\xA6\x84", "\xF0\x9F\xA7\xAC"}) {
+    ids = slow().encode(c);
     if (ids.size() > 1) {
       rare = c;
       break;
     }
   }
   ASSERT_FALSE(rare.empty());
-  EXPECT_EQ(slow_->decode({ids[0]}).find("\xEF\xBF\xBD"), 0u);
-  EXPECT_EQ(slow_->decode(ids), rare);
+  EXPECT_EQ(slow().decode({ids[0]}).find("\xEF\xBF\xBD"), 0u);
+  EXPECT_EQ(slow().decode(ids), rare);
 }
 
 TEST_F(QwenTokenizerTest, StreamDecoderEmitsWholeCharacters) {
   const std::string text = "Cửa Việt 🦙 ½ ok";
-  const auto ids = slow_->encode(text);
+  const auto ids = slow().encode(text);
   eztinker::tokenizer::Utf8StreamDecoder stream;
   std::string out;
   for (int32_t id : ids) {
-    const std::string piece = stream.push(slow_->token_bytes(id));
+    const std::string piece = stream.push(slow().token_bytes(id));
     EXPECT_EQ(piece.find("\xEF\xBF\xBD"), std::string::npos);
     out += piece;
   }
@@ -259,14 +283,14 @@ TEST_F(QwenTokenizerTest, StreamDecoderEmitsWholeCharacters) {
 
 TEST_F(QwenTokenizerTest, UnknownIdsThrowOutOfRangeNamingTheId) {
   try {
-    slow_->decode({9707, 999999});
+    slow().decode({9707, 999999});
     FAIL() << "expected std::out_of_range";
   } catch (const std::out_of_range& e) {
     EXPECT_NE(std::string(e.what()).find("999999"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(slow_->decode({-1}), std::out_of_range);
-  EXPECT_THROW(slow_->token_bytes(151646), std::out_of_range);
-  EXPECT_THROW(slow_->id_to_token(-5), std::out_of_range);
+  EXPECT_THROW(slow().decode({-1}), std::out_of_range);
+  EXPECT_THROW(slow().token_bytes(151646), std::out_of_range);
+  EXPECT_THROW(slow().id_to_token(-5), std::out_of_range);
 }
 
 TEST_F(QwenTokenizerTest, ConcurrentEncodesAgree) {
@@ -276,7 +300,7 @@ TEST_F(QwenTokenizerTest, ConcurrentEncodesAgree) {
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
       for (int rep = 0; rep < 3; ++rep) {
-        for (const auto& c : cases) failures[t] += slow25_->encode(c.text) == c.ids ? 0 : 1;
+        for (const auto& c : cases) failures[t] += slow25().encode(c.text) == c.ids ? 0 : 1;
       }
     });
   }
@@ -289,8 +313,9 @@ TEST_F(QwenTokenizerTest, LongInputsRoundTrip) {
   const std::string spaces(3000, ' ');
   const std::string letters(5000, 'a');
   const std::string huge(300000, ' ');
-  for (const std::string& s : {spaces, letters, spaces + letters + "\n\n" + spaces, huge + "x" + huge}) {
-    EXPECT_EQ(slow_->decode(slow_->encode(s)), s);
+  for (const std::string& s :
+       {spaces, letters, spaces + letters + "\n\n" + spaces, huge + "x" + huge}) {
+    EXPECT_EQ(slow().decode(slow().encode(s)), s);
   }
 }
 
@@ -368,7 +393,8 @@ TEST(RegexSplitter, AsciiFastPathMatchesPcre2) {
     return out;
   };
   auto is_ascii = [](const std::string& t) {
-    return std::all_of(t.begin(), t.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+    return std::all_of(
+        t.begin(), t.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
   };
   std::vector<std::string> texts;
   std::ifstream in(shared_data_dir() / "gsm8k" / "train.jsonl");
