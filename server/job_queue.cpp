@@ -21,7 +21,7 @@ struct JobQueue::Job {
   std::string run_id;
   std::string lane;
   std::string type;
-  JobState state = JobState::kQueued;
+  api::JobStatus state = api::JobStatus::kQueued;
   JobExecutor executor;
   nlohmann::json result;
   std::string error;
@@ -31,28 +31,6 @@ struct JobQueue::Job {
   std::chrono::steady_clock::time_point finished_steady;
   mutable std::condition_variable done_cv;  // waiters, with the queue's mutex
 };
-
-std::string_view job_state_name(JobState state) {
-  switch (state) {
-    case JobState::kQueued: return "queued";
-    case JobState::kRunning: return "running";
-    case JobState::kCompleted: return "completed";
-    case JobState::kFailed: return "failed";
-    case JobState::kCancelled: return "cancelled";
-  }
-  return "failed";
-}
-
-std::optional<JobState> parse_job_state(std::string_view name) {
-  for (auto state : {JobState::kQueued,
-                     JobState::kRunning,
-                     JobState::kCompleted,
-                     JobState::kFailed,
-                     JobState::kCancelled}) {
-    if (job_state_name(state) == name) return state;
-  }
-  return std::nullopt;
-}
 
 JobQueue::JobQueue(JobQueueOptions options) : options_(std::move(options)) {
   std::random_device device;
@@ -139,7 +117,7 @@ void JobQueue::worker_loop() {
     lane.active = true;
     --queued_;
     ++running_;
-    job->state = JobState::kRunning;
+    job->state = api::JobStatus::kRunning;
     job->started_at = std::chrono::system_clock::now();
     JobExecutor executor = std::move(job->executor);
     job->executor = nullptr;
@@ -177,7 +155,7 @@ void JobQueue::worker_loop() {
     lock.lock();
 
     --running_;
-    job->state = ok ? JobState::kCompleted : JobState::kFailed;
+    job->state = ok ? api::JobStatus::kCompleted : api::JobStatus::kFailed;
     job->result = ok ? std::move(result) : nlohmann::json(nullptr);
     job->error = std::move(error);
     finish_locked(job);
@@ -237,7 +215,7 @@ std::optional<JobSnapshot> JobQueue::get(const std::string& job_id) const {
   if (it == jobs_.end()) return std::nullopt;
   const auto& job = *it->second;
   // A finished job past its TTL is gone even if no submit/finish evicted it yet.
-  if (is_terminal(job.state) &&
+  if (api::is_terminal(job.state) &&
       std::chrono::steady_clock::now() - job.finished_steady >= options_.result_ttl) {
     return std::nullopt;
   }
@@ -250,17 +228,17 @@ std::optional<JobSnapshot> JobQueue::wait(const std::string& job_id,
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return std::nullopt;
   std::shared_ptr<Job> job = it->second;  // keeps it alive across an eviction while waiting
-  if (timeout.count() > 0 && !is_terminal(job->state) && !stopping_) {
+  if (timeout.count() > 0 && !api::is_terminal(job->state) && !stopping_) {
     const auto deadline =
         std::chrono::steady_clock::now() +
         std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout);
-    job->done_cv.wait_until(lock, deadline, [&] { return is_terminal(job->state) || stopping_; });
+    job->done_cv.wait_until(lock, deadline, [&] { return api::is_terminal(job->state) || stopping_; });
   }
   return snapshot_locked(*job);
 }
 
 std::vector<JobSnapshot> JobQueue::list(const std::optional<std::string>& run_id,
-                                        const std::optional<JobState>& state) const {
+                                        const std::optional<api::JobStatus>& state) const {
   std::vector<std::pair<uint64_t, JobSnapshot>> rows;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -268,7 +246,7 @@ std::vector<JobSnapshot> JobQueue::list(const std::optional<std::string>& run_id
     for (const auto& [id, job] : jobs_) {
       if (run_id && job->run_id != *run_id) continue;
       if (state && job->state != *state) continue;
-      if (is_terminal(job->state) && now - job->finished_steady >= options_.result_ttl) continue;
+      if (api::is_terminal(job->state) && now - job->finished_steady >= options_.result_ttl) continue;
       rows.emplace_back(job->seq, snapshot_locked(*job));
     }
   }
@@ -284,10 +262,10 @@ JobSnapshot JobQueue::cancel(const std::string& job_id) {
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) throw ApiError(ErrorType::kNotFound, "Job not found");
   std::shared_ptr<Job> job = it->second;
-  if (job->state == JobState::kCancelled) return snapshot_locked(*job);
-  if (job->state != JobState::kQueued) {
+  if (job->state == api::JobStatus::kCancelled) return snapshot_locked(*job);
+  if (job->state != api::JobStatus::kQueued) {
     throw ApiError(ErrorType::kConflict,
-                   "Job " + job_id + " is " + std::string(job_state_name(job->state)) +
+                   "Job " + job_id + " is " + std::string(api::to_string(job->state)) +
                        "; only queued jobs can be cancelled");
   }
   auto lane_it = lanes_.find(job->lane);
@@ -297,7 +275,7 @@ JobSnapshot JobQueue::cancel(const std::string& job_id) {
     // An emptied lane stays in ready_ (if listed); the worker that pops it drops it.
   }
   --queued_;
-  job->state = JobState::kCancelled;
+  job->state = api::JobStatus::kCancelled;
   job->error = "Job cancelled";
   job->executor = nullptr;
   finish_locked(job);
@@ -314,9 +292,9 @@ JobQueueStats JobQueue::stats() const {
   stats.submitted_total = submitted_total_;
   for (const auto& job : finished_) {
     switch (job->state) {
-      case JobState::kCompleted: ++stats.completed; break;
-      case JobState::kFailed: ++stats.failed; break;
-      case JobState::kCancelled: ++stats.cancelled; break;
+      case api::JobStatus::kCompleted: ++stats.completed; break;
+      case api::JobStatus::kFailed: ++stats.failed; break;
+      case api::JobStatus::kCancelled: ++stats.cancelled; break;
       default: break;
     }
   }
@@ -344,7 +322,7 @@ void JobQueue::shutdown(bool drain) {
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto& [key, lane] : lanes_) {
       for (auto& job : lane.pending) {
-        job->state = JobState::kFailed;
+        job->state = api::JobStatus::kFailed;
         job->error = "Server shutting down; job did not run";
         job->executor = nullptr;
         --queued_;

@@ -6,6 +6,8 @@
 // per-job condition variable (no sleep-polling anywhere).
 #pragma once
 
+#include <eztinker/api_types.h>
+
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -25,18 +27,6 @@
 #include <vector>
 
 namespace eztinker::server {
-
-// The life of a job. Wire strings come from job_state_name(); kCancelled is this server's
-// extension (a queued job cancelled with DELETE /v1/jobs/{id}).
-enum class JobState { kQueued, kRunning, kCompleted, kFailed, kCancelled };
-
-std::string_view job_state_name(JobState state);
-// Parses a wire string ("queued", ...); nullopt for anything else.
-std::optional<JobState> parse_job_state(std::string_view name);
-inline bool is_terminal(JobState state) {
-  return state == JobState::kCompleted || state == JobState::kFailed ||
-         state == JobState::kCancelled;
-}
 
 // Produces a job's result object; a thrown exception makes the job `failed` with e.what().
 using JobExecutor = std::function<nlohmann::json()>;
@@ -61,7 +51,7 @@ struct JobSnapshot {
   std::string job_id;
   std::string run_id;  // the lane's run; empty for jobs that touch no run (base-model sampling)
   std::string type;    // "forward_backward", "optim_step", "sample", ...
-  JobState state = JobState::kQueued;
+  api::JobStatus state = api::JobStatus::kQueued;  // kCancelled: cancelled while queued
   nlohmann::json result;  // null unless completed
   std::string error;      // set when failed / cancelled
   std::chrono::system_clock::time_point created_at;
@@ -101,7 +91,7 @@ class JobQueue {
                                   std::chrono::duration<double> timeout) const;
   // Jobs known to the queue, oldest first, optionally filtered.
   std::vector<JobSnapshot> list(const std::optional<std::string>& run_id,
-                                const std::optional<JobState>& state) const;
+                                const std::optional<api::JobStatus>& state) const;
   // Cancels a queued job (it never runs). A cancelled job stays cancelled (idempotent);
   // a running or finished job is a conflict; an unknown one is not found.
   JobSnapshot cancel(const std::string& job_id);

@@ -6,6 +6,7 @@
 #include <eztinker/error.h>
 
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <chrono>
@@ -22,7 +23,13 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr auto kBound = 10s;  // upper bound for anything that should happen "soon"
+constexpr auto kBound = 10s;
+
+// Quiet job lines (one per job) unless a test fails.
+const bool kQuiet = [] {
+  spdlog::set_level(spdlog::level::warn);
+  return true;
+}();  // upper bound for anything that should happen "soon"
 
 // A one-shot gate an executor blocks on (bounded, so a broken test fails instead of hanging).
 class Gate {
@@ -45,7 +52,7 @@ JobQueueOptions options_with(int workers) {
 JobSnapshot wait_done(const JobQueue& queue, const std::string& job_id) {
   auto snapshot = queue.wait(job_id, kBound);
   EXPECT_TRUE(snapshot.has_value()) << job_id;
-  EXPECT_TRUE(snapshot && is_terminal(snapshot->state)) << job_id;
+  EXPECT_TRUE(snapshot && api::is_terminal(snapshot->state)) << job_id;
   return snapshot.value_or(JobSnapshot{});
 }
 
@@ -54,11 +61,11 @@ TEST(JobQueueTest, CompletedJobCarriesResult) {
   auto job = queue.submit("run_a", "forward_backward", [] {
     return nlohmann::json{{"loss", 1.5}, {"batches", 1}};
   });
-  EXPECT_EQ(job.state, JobState::kQueued);
+  EXPECT_EQ(job.state, api::JobStatus::kQueued);
   EXPECT_EQ(job.run_id, "run_a");
   EXPECT_EQ(job.type, "forward_backward");
   auto done = wait_done(queue, job.job_id);
-  EXPECT_EQ(done.state, JobState::kCompleted);
+  EXPECT_EQ(done.state, api::JobStatus::kCompleted);
   EXPECT_EQ(done.result, (nlohmann::json{{"loss", 1.5}, {"batches", 1}}));
   EXPECT_TRUE(done.error.empty());
   EXPECT_TRUE(done.started_at.has_value());
@@ -83,12 +90,12 @@ TEST(JobQueueTest, ExceptionBecomesFailedJob) {
     throw std::runtime_error("Run ID run_a not found");
   });
   auto done = wait_done(queue, job.job_id);
-  EXPECT_EQ(done.state, JobState::kFailed);
+  EXPECT_EQ(done.state, api::JobStatus::kFailed);
   EXPECT_TRUE(done.result.is_null());
   EXPECT_EQ(done.error, "Run ID run_a not found");
   // The queue keeps working after a failure.
   auto next = queue.submit("run_a", "noop", [] { return nlohmann::json{{"ok", true}}; });
-  EXPECT_EQ(wait_done(queue, next.job_id).state, JobState::kCompleted);
+  EXPECT_EQ(wait_done(queue, next.job_id).state, api::JobStatus::kCompleted);
 }
 
 TEST(JobQueueTest, JobsOfOneRunRunInSubmissionOrderNeverOverlapping) {
@@ -130,8 +137,8 @@ TEST(JobQueueTest, DifferentRunsExecuteConcurrently) {
     b_started.open();
     return nlohmann::json{{"run", "b"}};
   });
-  EXPECT_EQ(wait_done(queue, b.job_id).state, JobState::kCompleted);
-  EXPECT_EQ(wait_done(queue, a.job_id).state, JobState::kCompleted);
+  EXPECT_EQ(wait_done(queue, b.job_id).state, api::JobStatus::kCompleted);
+  EXPECT_EQ(wait_done(queue, a.job_id).state, api::JobStatus::kCompleted);
 }
 
 TEST(JobQueueTest, OneBusyRunDoesNotStarveAnother) {
@@ -226,7 +233,7 @@ TEST(JobQueueTest, ResultTtlExpiresFinishedJobsOnly) {
   waiter.join();
   auto result = future.get();
   if (result) {
-    EXPECT_EQ(result->state, JobState::kCompleted);
+    EXPECT_EQ(result->state, api::JobStatus::kCompleted);
   }
   EXPECT_TRUE(queue.list(std::nullopt, std::nullopt).empty());
 }
@@ -249,15 +256,15 @@ TEST(JobQueueTest, CancelQueuedJobNeverRunsIt) {
     return nlohmann::json::object();
   });
   auto cancelled = queue.cancel(second.job_id);
-  EXPECT_EQ(cancelled.state, JobState::kCancelled);
+  EXPECT_EQ(cancelled.state, api::JobStatus::kCancelled);
   EXPECT_EQ(cancelled.error, "Job cancelled");
-  EXPECT_EQ(queue.cancel(second.job_id).state, JobState::kCancelled);  // idempotent
+  EXPECT_EQ(queue.cancel(second.job_id).state, api::JobStatus::kCancelled);  // idempotent
   EXPECT_EQ(queue.stats().queued, 1u);
 
   // The first job is running (or about to): cancelling it is a conflict once it runs.
   auto running = queue.wait(first.job_id, 0s);
   ASSERT_TRUE(running.has_value());
-  if (running->state == JobState::kRunning) {
+  if (running->state == api::JobStatus::kRunning) {
     try {
       queue.cancel(first.job_id);
       ADD_FAILURE() << "cancelling a running job must throw";
@@ -266,7 +273,7 @@ TEST(JobQueueTest, CancelQueuedJobNeverRunsIt) {
     }
   }
   release.open();
-  EXPECT_EQ(wait_done(queue, third.job_id).state, JobState::kCompleted);
+  EXPECT_EQ(wait_done(queue, third.job_id).state, api::JobStatus::kCompleted);
   EXPECT_FALSE(second_ran.load());
   EXPECT_TRUE(third_ran.load());
   try {
@@ -298,7 +305,7 @@ TEST(JobQueueTest, CancelEveryQueuedJobOfALaneLeavesQueueUsable) {
   release.open();
   wait_done(queue, blocker.job_id);
   auto a3 = queue.submit("run_a", "step", [] { return nlohmann::json{{"ok", 1}}; });
-  EXPECT_EQ(wait_done(queue, a3.job_id).state, JobState::kCompleted);
+  EXPECT_EQ(wait_done(queue, a3.job_id).state, api::JobStatus::kCompleted);
 }
 
 TEST(JobQueueTest, FullQueueRejectsWithRetryAfterAndKeepsAcceptedWork) {
@@ -325,12 +332,12 @@ TEST(JobQueueTest, FullQueueRejectsWithRetryAfterAndKeepsAcceptedWork) {
   }
   EXPECT_EQ(queue.stats().queued, 2u);
   release.open();
-  EXPECT_EQ(wait_done(queue, running.job_id).state, JobState::kCompleted);
+  EXPECT_EQ(wait_done(queue, running.job_id).state, api::JobStatus::kCompleted);
   EXPECT_EQ(wait_done(queue, q1.job_id).result["n"], 1);
   EXPECT_EQ(wait_done(queue, q2.job_id).result["n"], 2);
   // Space again.
   auto later = queue.submit("run_c", "step", [] { return nlohmann::json::object(); });
-  EXPECT_EQ(wait_done(queue, later.job_id).state, JobState::kCompleted);
+  EXPECT_EQ(wait_done(queue, later.job_id).state, api::JobStatus::kCompleted);
 }
 
 TEST(JobQueueTest, WaitTimesOutWithCurrentStateAndWakesOnCompletion) {
@@ -342,12 +349,12 @@ TEST(JobQueueTest, WaitTimesOutWithCurrentStateAndWakesOnCompletion) {
   });
   auto early = queue.wait(job.job_id, 20ms);
   ASSERT_TRUE(early.has_value());
-  EXPECT_FALSE(is_terminal(early->state));
+  EXPECT_FALSE(api::is_terminal(early->state));
 
   std::promise<std::chrono::steady_clock::duration> woke;
   std::thread waiter([&] {
     auto snapshot = queue.wait(job.job_id, 60s);
-    EXPECT_TRUE(snapshot && snapshot->state == JobState::kCompleted);
+    EXPECT_TRUE(snapshot && snapshot->state == api::JobStatus::kCompleted);
     woke.set_value(std::chrono::steady_clock::now().time_since_epoch());
   });
   const auto opened = std::chrono::steady_clock::now();
@@ -378,16 +385,16 @@ TEST(JobQueueTest, ShutdownWakesWaitersAndFinishesRunningJob) {
   });
   ASSERT_TRUE(started.wait());
 
-  std::promise<JobState> waiter_state;
+  std::promise<api::JobStatus> waiter_state;
   std::thread waiter([&] {
     auto snapshot = queue->wait(queued.job_id, 120s);
-    waiter_state.set_value(snapshot ? snapshot->state : JobState::kFailed);
+    waiter_state.set_value(snapshot ? snapshot->state : api::JobStatus::kFailed);
   });
   std::thread stopper([&] { queue->shutdown(false); });
   auto state_future = waiter_state.get_future();
   // The waiter wakes on shutdown although its job has not finished.
   ASSERT_EQ(state_future.wait_for(kBound), std::future_status::ready);
-  EXPECT_EQ(state_future.get(), JobState::kQueued);
+  EXPECT_EQ(state_future.get(), api::JobStatus::kQueued);
   EXPECT_TRUE(queue->is_shutting_down());
   try {
     queue->submit("run_b", "step", [] { return nlohmann::json::object(); });
@@ -402,10 +409,10 @@ TEST(JobQueueTest, ShutdownWakesWaitersAndFinishesRunningJob) {
   EXPECT_FALSE(queued_ran.load());
   auto final_running = queue->get(running.job_id);
   ASSERT_TRUE(final_running.has_value());
-  EXPECT_EQ(final_running->state, JobState::kCompleted);
+  EXPECT_EQ(final_running->state, api::JobStatus::kCompleted);
   auto final_queued = queue->get(queued.job_id);
   ASSERT_TRUE(final_queued.has_value());
-  EXPECT_EQ(final_queued->state, JobState::kFailed);
+  EXPECT_EQ(final_queued->state, api::JobStatus::kFailed);
   queue.reset();  // second shutdown (destructor) is a no-op
 }
 
@@ -421,7 +428,7 @@ TEST(JobQueueTest, ShutdownWithDrainRunsQueuedJobs) {
   }
   queue.shutdown(true);
   EXPECT_EQ(ran.load(), 20);
-  for (const auto& id : ids) EXPECT_EQ(queue.get(id)->state, JobState::kCompleted);
+  for (const auto& id : ids) EXPECT_EQ(queue.get(id)->state, api::JobStatus::kCompleted);
 }
 
 TEST(JobQueueTest, ListFiltersByRunAndState) {
@@ -439,26 +446,14 @@ TEST(JobQueueTest, ListFiltersByRunAndState) {
   auto only_a = queue.list(std::string("run_a"), std::nullopt);
   ASSERT_EQ(only_a.size(), 1u);
   EXPECT_EQ(only_a[0].job_id, a.job_id);
-  auto failed = queue.list(std::nullopt, JobState::kFailed);
+  auto failed = queue.list(std::nullopt, api::JobStatus::kFailed);
   ASSERT_EQ(failed.size(), 1u);
   EXPECT_EQ(failed[0].job_id, b.job_id);
-  EXPECT_TRUE(queue.list(std::string("run_a"), JobState::kFailed).empty());
+  EXPECT_TRUE(queue.list(std::string("run_a"), api::JobStatus::kFailed).empty());
   auto stats = queue.stats();
   EXPECT_EQ(stats.completed, 1u);
   EXPECT_EQ(stats.failed, 1u);
   EXPECT_EQ(stats.submitted_total, 2u);
-}
-
-TEST(JobQueueTest, StateNamesRoundTrip) {
-  for (auto state : {JobState::kQueued,
-                     JobState::kRunning,
-                     JobState::kCompleted,
-                     JobState::kFailed,
-                     JobState::kCancelled}) {
-    EXPECT_EQ(parse_job_state(job_state_name(state)), state);
-  }
-  EXPECT_EQ(job_state_name(JobState::kCompleted), "completed");
-  EXPECT_FALSE(parse_job_state("done").has_value());
 }
 
 }  // namespace
