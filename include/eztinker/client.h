@@ -28,7 +28,7 @@ namespace eztinker {
 // Connection settings. Every field has a working default; tests set timeouts explicitly.
 struct ClientOptions {
   // "http://host:port[/prefix]". Empty = env EZTINKER_BASE_URL, else http://localhost:8000.
-  // (https needs a cpp-httplib built with OpenSSL; this build rejects it at construction.)
+  // https works when cpp-httplib has OpenSSL (Debian's does); other schemes throw ApiError.
   std::string base_url;
   // Sent as "Authorization: Bearer <key>". Empty = env EZTINKER_API_KEY (none if unset).
   std::string api_key;

@@ -85,10 +85,18 @@ ClientCore::ClientCore(ClientOptions options) : options_(std::move(options)) {
   while (!url.empty() && url.back() == '/') url.pop_back();
   if (url.find("://") == std::string::npos) url = "http://" + url;  // "localhost:8000"
   options_.base_url = url;
-  if (url.rfind("http://", 0) != 0) {
+#ifdef CPPHTTPLIB_OPENSSL_SUPPORT
+  const bool scheme_ok = url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0;
+#else
+  const bool scheme_ok = url.rfind("http://", 0) == 0;
+#endif
+  if (!scheme_ok) {
     throw ApiError(ErrorType::kBadRequest,
-                   "unsupported base URL '" + url + "': expected http://host:port "
-                   "(this client is built without TLS)");
+                   "unsupported base URL '" + url + "': expected http://host:port"
+#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
+                   " (this client is built without TLS)"
+#endif
+    );
   }
   size_t host_start = url.find("://") + 3;
   size_t path_start = url.find('/', host_start);

@@ -379,7 +379,7 @@ TEST(ClientTest, ClosedClientAndBadUrl) {
   client.close();  // idempotent
   EXPECT_THROW(client.health(), ConnectionError);
   ClientOptions o;
-  o.base_url = "https://example.invalid";
+  o.base_url = "ftp://example.invalid";
   EXPECT_THROW(EZTinkerClient bad(o), ApiError);
 }
 
