@@ -301,10 +301,13 @@ TEST_F(RoutesTest, JobListAndCancel) {
   // Block the only worker, then queue a job behind it and cancel it over the API.
   std::promise<void> release;
   auto released = release.get_future().share();
-  auto blocker = queue_->submit("run_a", "test", [released] {
+  std::promise<void> started;
+  auto blocker = queue_->submit("run_a", "test", [&started, released] {
+    started.set_value();
     released.wait_for(std::chrono::seconds(10));
     return json::object();
   });
+  ASSERT_EQ(started.get_future().wait_for(std::chrono::seconds(10)), std::future_status::ready);
   auto queued = body_of(call("POST", "/v1/runs/run_a/optim_step", "{}"));
   ASSERT_EQ(queued["status"], "queued");
   const std::string id = queued["job_id"];
