@@ -1,0 +1,138 @@
+// LoRA through the model's forward (PEFT semantics): a fresh adapter leaves the logits exactly
+// unchanged, base + delta equals a model with merged weights W + scaling * B A (fp32, 1e-4),
+// init shapes/bounds/determinism, dropout only in training, gradients only on LoRA tensors.
+#include "lora/lora_adapter.h"
+
+#include "model/qwen2.h"
+#include "tiny_qwen2.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+namespace eztinker::lora {
+namespace {
+
+using eztinker::testing::random_ids;
+using eztinker::testing::tiny_qwen2;
+
+double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a - b).abs().max().item<double>();
+}
+
+TEST(LoraForward, InitShapesAndBounds) {
+  auto m = tiny_qwen2();
+  LoraConfig cfg;
+  cfg.r = 4;
+  LoraAdapter ad = create_lora_adapter(cfg, *m, 11);
+  EXPECT_EQ(ad.modules.size(), 14u);  // 7 projections x 2 layers
+  const LoraPair* q = ad.find("model.layers.1.self_attn.q_proj");
+  ASSERT_NE(q, nullptr);
+  EXPECT_EQ(q->a.sizes(), torch::IntArrayRef({4, 64}));
+  EXPECT_EQ(q->b.sizes(), torch::IntArrayRef({64, 4}));
+  const LoraPair* down = ad.find("model.layers.0.mlp.down_proj");
+  ASSERT_NE(down, nullptr);
+  EXPECT_EQ(down->a.sizes(), torch::IntArrayRef({4, 128}));
+  EXPECT_EQ(down->b.sizes(), torch::IntArrayRef({64, 4}));
+  EXPECT_EQ(down->a.scalar_type(), torch::kFloat32);
+  EXPECT_TRUE(down->a.requires_grad() && down->b.requires_grad());
+  EXPECT_EQ(down->b.abs().max().item<float>(), 0.0f);
+  EXPECT_LE(down->a.abs().max().item<double>(), 1.0 / std::sqrt(128.0));
+  EXPECT_GT(down->a.abs().max().item<double>(), 0.5 / std::sqrt(128.0));
+  EXPECT_EQ(ad.find("lm_head"), nullptr);
+  // (64*4 + 4*64) q,o + (64*4 + 4*32) k,v + (64*4 + 4*128) gate,up + (128*4 + 4*64) down, x2.
+  EXPECT_EQ(ad.num_parameters(), 2 * (2 * 512 + 2 * 384 + 2 * 768 + 768));
+  EXPECT_EQ(ad.parameters().size(), 28u);
+  // Same seed, same init; another seed differs.
+  LoraAdapter same = create_lora_adapter(cfg, *m, 11);
+  LoraAdapter other = create_lora_adapter(cfg, *m, 12);
+  EXPECT_TRUE(torch::equal(same.find("model.layers.1.self_attn.q_proj")->a, q->a));
+  EXPECT_FALSE(torch::equal(other.find("model.layers.1.self_attn.q_proj")->a, q->a));
+
+  cfg.target_modules = {"v_proj", "q_proj"};
+  EXPECT_EQ(create_lora_adapter(cfg, *m, 1).modules.size(), 4u);
+  cfg.target_modules = {"lm_head"};
+  EXPECT_THROW(create_lora_adapter(cfg, *m, 1), std::invalid_argument);
+}
+
+TEST(LoraForward, Scaling) {
+  LoraConfig c;
+  c.r = 16;
+  c.lora_alpha = 32;
+  EXPECT_DOUBLE_EQ(c.scaling(), 2.0);
+  c.use_rslora = true;
+  EXPECT_DOUBLE_EQ(c.scaling(), 8.0);
+}
+
+TEST(LoraForward, LoraDeltaMatchesMath) {
+  torch::manual_seed(0);
+  torch::Tensor x = torch::randn({2, 3, 10});
+  torch::Tensor a = torch::randn({4, 10});
+  torch::Tensor b = torch::randn({6, 4});
+  torch::Tensor expected = torch::matmul(x, torch::matmul(b, a).t()) * 0.5;  // x (BA)^T s
+  EXPECT_LT(max_abs_diff(detail::lora_delta(x, a, b, 0.5), expected), 1e-5);
+}
+
+TEST(LoraForward, FreshAdapterEqualsBase) {
+  for (torch::Dtype dtype : {torch::kFloat32, torch::kBFloat16}) {
+    auto m = tiny_qwen2(2, /*tied=*/true, dtype);
+    LoraAdapter ad = create_lora_adapter(LoraConfig{}, *m, 3);
+    torch::Tensor ids = random_ids(2, 8);
+    model::ForwardOptions opt;
+    opt.adapter = &ad;
+    EXPECT_TRUE(torch::equal(m->forward(ids, opt), m->forward(ids))) << dtype;
+  }
+}
+
+TEST(LoraForward, BasePlusDeltaEqualsMergedWeights) {
+  auto m = tiny_qwen2(2, /*tied=*/false);
+  LoraConfig cfg;
+  cfg.r = 4;
+  cfg.lora_alpha = 8;
+  cfg.lora_dropout = 0.3;  // inactive: training is false
+  LoraAdapter ad = create_lora_adapter(cfg, *m, 3);
+  torch::manual_seed(5);
+  {
+    torch::NoGradGuard ng;
+    for (auto& [path, pair] : ad.modules) pair.b.normal_(0.0, 0.05);
+  }
+  // Merged copy: W' = W + scaling * B A (written into a separate model; the base is untouched).
+  auto merged = tiny_qwen2(2, /*tied=*/false);
+  {
+    torch::NoGradGuard ng;
+    auto params = merged->named_parameters();
+    for (const auto& [path, pair] : ad.modules) {
+      params[path + ".weight"].add_(torch::matmul(pair.b, pair.a) * cfg.scaling());
+    }
+  }
+  torch::Tensor ids = random_ids(2, 8);
+  model::ForwardOptions opt;
+  opt.adapter = &ad;
+  torch::Tensor with_lora = m->forward(ids, opt);
+  EXPECT_LT(max_abs_diff(with_lora, merged->forward(ids)), 1e-4);
+  EXPECT_GT(max_abs_diff(with_lora, m->forward(ids)), 1e-3);  // the delta matters
+  EXPECT_TRUE(torch::equal(with_lora, m->forward(ids, opt)));  // no dropout when not training
+  ad.training = true;
+  EXPECT_FALSE(torch::equal(with_lora, m->forward(ids, opt)));  // dropout while training
+}
+
+TEST(LoraForward, GradientsOnlyOnLora) {
+  auto m = tiny_qwen2(2, /*tied=*/true, torch::kBFloat16);
+  LoraAdapter ad = create_lora_adapter(LoraConfig{}, *m, 3);
+  ad.training = true;
+  model::ForwardOptions opt;
+  opt.adapter = &ad;
+  torch::Tensor logits = m->forward(random_ids(1, 6), opt);
+  logits.logsumexp(-1).mean().backward();
+  for (const auto& p : m->parameters()) EXPECT_FALSE(p.grad().defined());
+  int with_grad = 0;
+  for (const auto& t : ad.parameters()) {
+    ASSERT_TRUE(t.grad().defined());
+    EXPECT_EQ(t.grad().scalar_type(), torch::kFloat32);
+    with_grad += t.grad().abs().sum().item<double>() > 0;
+  }
+  EXPECT_GE(with_grad, 14);  // every B gets a gradient (A's are zero-grad while B = 0)
+}
+
+}  // namespace
+}  // namespace eztinker::lora
