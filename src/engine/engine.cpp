@@ -872,8 +872,18 @@ SampleResult Engine::sample(const SampleSpec& spec) {
   req.stop.stop_token_ids = spec.stop_token_ids.value_or(base->eos_ids);
   auto tok = base->tokenizer;
   if (tok) {
-    req.stop.decode = [tok](const std::vector<int32_t>& ids) {
-      return tok->decode(ids, /*skip_special_tokens=*/true);
+    // The embedding is often larger than the tokenizer (Qwen2: 151936 rows, 151646 tokens);
+    // ids past the tokenizer have no text, so they decode to nothing rather than throwing.
+    const int32_t tok_vocab = tok->vocab_size();
+    req.stop.decode = [tok, tok_vocab](const std::vector<int32_t>& ids) {
+      std::vector<int32_t> known;
+      known.reserve(ids.size());
+      for (auto id : ids) {
+        if (id >= 0 && id < tok_vocab) {
+          known.push_back(id);
+        }
+      }
+      return tok->decode(known, /*skip_special_tokens=*/true);
     };
   } else if (!spec.stop.empty()) {
     throw ApiError(ErrorType::kBadRequest, "stop strings need a tokenizer; model " +
