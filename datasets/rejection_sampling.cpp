@@ -83,7 +83,11 @@ SelectionResult select_best_candidate_and_train(
   size_t best = 0;
   for (size_t i = 0; i < candidates.size(); ++i) {
     if (result.verdicts[i].is_correct) ++result.num_correct;
-    if (result.verdicts[i].score > result.verdicts[best].score) best = i;
+    // Highest score; among equals the shortest completion (the most direct correct answer
+    // teaches the least noise), then the first.
+    const double si = result.verdicts[i].score;
+    const double sb = result.verdicts[best].score;
+    if (si > sb || (si == sb && candidates[i].size() < candidates[best].size())) best = i;
   }
   result.selected_index = best;
   result.selected_score = result.verdicts[best].score;
@@ -109,6 +113,7 @@ SelectionResult select_best_candidate_and_train(
     std::string completion =
         options.truncate_after_answer ? truncate_after_answer(candidates[i]) : candidates[i];
     if (completion.empty() || !seen.insert(completion).second) continue;
+    completion += options.completion_suffix;
     to_train.push_back(std::move(completion));
   }
   if (to_train.empty()) {

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "eztinker/datasets/answer_verifier.h"
@@ -200,4 +201,71 @@ TEST(Gsm8kTest, InMemoryDataset) {
   EXPECT_EQ(ds.size(), 1u);
   EXPECT_EQ(ds.source(), "inline");
   EXPECT_EQ(ds.get_example_question(0).prompt, ezd::format_gsm8k_prompt("What is 2 + 2?"));
+}
+
+// --- The built-in arithmetic problems (GSM8K format) and the demo's report rendering. ---
+
+#include "eztinker/datasets/arithmetic.h"
+#include "eztinker/datasets/demo.h"
+
+#include <nlohmann/json.hpp>
+
+TEST(ArithmeticTest, DeterministicWellFormedProblems) {
+  auto a = ezd::make_arithmetic_problems(200, 7);
+  auto b = ezd::make_arithmetic_problems(200, 7);
+  auto c = ezd::make_arithmetic_problems(200, 8);
+  ASSERT_EQ(a.size(), 200u);
+  bool differs = false;
+  std::set<std::string> answers;
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].question, b[i].question);
+    differs |= a[i].question != c[i].question;
+    int v = std::stoi(a[i].answer);
+    EXPECT_GE(v, 0);
+    EXPECT_LE(v, 9);
+    answers.insert(a[i].answer);
+    // The solution is consistent with GSM8K's rules and with the verifier.
+    EXPECT_EQ(ezd::extract_gsm8k_final_answer(a[i].solution), a[i].answer);
+    EXPECT_TRUE(ezd::evaluate_answer(a[i].solution, a[i].answer).is_correct);
+  }
+  EXPECT_TRUE(differs);
+  EXPECT_EQ(answers.size(), 10u);  // every answer 0..9 occurs
+  auto ds = ezd::make_arithmetic_dataset(5, 7);
+  EXPECT_EQ(ds.size(), 5u);
+  EXPECT_EQ(ds.example(0).question, a[0].question);
+  EXPECT_NE(ezd::arithmetic_tokenizer_corpus(10).find("The answer is"), std::string::npos);
+}
+
+TEST(DemoRenderTest, ProgressBarSummaryJsonAndPlot) {
+  EXPECT_EQ(ezd::progress_bar(5, 10, 10), "[#####.....] 5/10");
+  EXPECT_EQ(ezd::progress_bar(0, 0, 4), "[####] 0/0");
+
+  ezd::DemoSummary s;
+  s.run_id = "run_x";
+  s.model = "tiny<&>";
+  s.dataset = "arithmetic";
+  ezd::DemoEvaluation e0;
+  e0.reward = 0.01;
+  e0.answer_loss = 6.0;
+  ezd::DemoEvaluation e1;
+  e1.epoch = 1;
+  e1.reward = 0.2;
+  e1.accuracy = 0.25;
+  e1.answer_loss = 2.5;
+  e1.train_loss = 3.0;
+  e1.train_reward = 0.1;
+  s.evaluations = {e0, e1};
+  s.reward_gain = 0.19;
+  s.improved = true;
+  auto j = nlohmann::json::parse(ezd::demo_summary_json(s));
+  EXPECT_EQ(j["run_id"], "run_x");
+  EXPECT_EQ(j["evaluations"].size(), 2u);
+  EXPECT_TRUE(j["evaluations"][0]["train_loss"].is_null());
+  EXPECT_DOUBLE_EQ(j["reward_after"].get<double>(), 0.2);
+  EXPECT_TRUE(j["improved"].get<bool>());
+  std::string svg = ezd::demo_plot_svg(s);
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_NE(svg.find("</svg>"), std::string::npos);
+  EXPECT_NE(svg.find("tiny&lt;&amp;&gt;"), std::string::npos);  // escaped
+  EXPECT_NE(svg.find("<polyline"), std::string::npos);
 }

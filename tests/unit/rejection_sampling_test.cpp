@@ -157,7 +157,7 @@ TEST(RejectionSamplingTest, TrainsOnlyOnVerifiedCorrectCandidates) {
                                                 "What is 3 + 4?", nullptr, 0.01);
   EXPECT_TRUE(r.trained);
   EXPECT_TRUE(r.is_correct);
-  EXPECT_EQ(r.selected_index, 1u);
+  EXPECT_EQ(r.selected_index, 2u);  // the shortest correct one
   EXPECT_DOUBLE_EQ(r.selected_score, 1.0);
   EXPECT_EQ(r.num_correct, 3u);
   EXPECT_EQ(r.num_trained, 1u);
@@ -169,7 +169,7 @@ TEST(RejectionSamplingTest, TrainsOnlyOnVerifiedCorrectCandidates) {
   auto fb = server.bodies("/forward_backward");
   ASSERT_EQ(fb.size(), 1u);
   EXPECT_EQ(fb[0]["prompt"], "PROMPT");  // text form: loss on the completion only
-  EXPECT_EQ(fb[0]["completion"], "The answer is 7. Then 9");
+  EXPECT_EQ(fb[0]["completion"], "#### 7");
   auto steps = server.bodies("/optim_step");
   ASSERT_EQ(steps.size(), 1u);
   EXPECT_DOUBLE_EQ(steps[0]["learning_rate"].get<double>(), 0.01);
@@ -189,8 +189,8 @@ TEST(RejectionSamplingTest, SeveralDistinctCorrectCandidatesAndTruncation) {
   EXPECT_EQ(r.num_trained, 2u);  // the repeated candidate is trained once
   auto fb = server.bodies("/forward_backward");
   ASSERT_EQ(fb.size(), 2u);
-  EXPECT_EQ(fb[0]["completion"], "The answer is 7");
-  EXPECT_EQ(fb[1]["completion"], "#### 7");
+  EXPECT_EQ(fb[0]["completion"], "#### 7");  // selected (shortest) first
+  EXPECT_EQ(fb[1]["completion"], "The answer is 7");
   EXPECT_EQ(server.bodies("/optim_step").size(), 1u);
 }
 

@@ -54,10 +54,14 @@ struct SelectOptions {
   // Cut a trained completion right after its extracted answer, so the model is not taught
   // whatever it wrote after answering. The answer text itself is always kept.
   bool truncate_after_answer = false;
+  // Appended to every trained completion, e.g. "<|im_end|>" so the model also learns to stop
+  // after answering (the server's text form adds no EOS; special-token text is parsed).
+  std::string completion_suffix;
 };
 
 struct SelectionResult {
-  std::optional<size_t> selected_index;  // best candidate (highest score, first among ties)
+  // Best candidate: highest score; ties go to the shortest completion, then the first.
+  std::optional<size_t> selected_index;
   double selected_score = 0.0;
   bool is_correct = false;
   bool trained = false;
