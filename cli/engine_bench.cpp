@@ -1,13 +1,369 @@
-// Placeholder for `eztinker bench` so the CLI links; its owner replaces this file with the real
-// command. Fails with exit code 1 until then.
+// `eztinker bench`: in-process engine benchmark (no HTTP) for the rows of issue 7 on any Qwen2
+// model directory: forward_backward tokens/s (1x256, 4x128; LoRA r=8 all-linear), forward-only
+// 1x256, optim_step ms, decode tokens/s at batch 1 and num_samples=4 (32-token prompt, 64 new
+// tokens), RSS with 8 runs on one base, and peak RSS, for each base dtype. Medians and ranges
+// over --repeats. With --reference (and /usr/bin/python3 that imports torch), it also runs
+// bench/reference_pytorch.py (PyTorch eager + LoRA) on the same model and prints the ratios.
 #include "cli_common.h"
+
+#include "engine/engine.h"
+#include "model/random_model.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
 
 namespace eztinker::cli {
 
-void register_bench_command(CLI::App& app, CliContext& /*ctx*/) {
-  auto* cmd = app.add_subcommand("bench", "Benchmark job overhead (not implemented yet)");
-  cmd->allow_extras();
-  cmd->callback([] { throw CliExit(kExitApiError, "`eztinker bench` is not implemented yet"); });
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct BenchOptions {
+  std::string model;
+  std::string preset;  // write this random preset into --model first when it is missing
+  std::vector<std::string> dtypes = {"bf16", "fp32"};
+  int threads = 0;
+  int repeats = 5;
+  bool reference = false;
+  std::string reference_script;  // default: <source>/bench/reference_pytorch.py next to the binary
+  std::string rows = "all";      // all | train | decode
+};
+
+// Current and peak resident set size in bytes, from /proc/self/status.
+std::pair<int64_t, int64_t> rss_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  int64_t rss = 0;
+  int64_t hwm = 0;
+  while (std::getline(in, line)) {
+    auto parse = [&](const char* key, int64_t& out) {
+      if (line.rfind(key, 0) == 0) {
+        out = std::stoll(line.substr(std::string(key).size())) * 1024;
+      }
+    };
+    parse("VmRSS:", rss);
+    parse("VmHWM:", hwm);
+  }
+  return {rss, hwm};
+}
+
+// Resets VmHWM to the current RSS (Linux: "5" > /proc/self/clear_refs).
+void reset_peak_rss() {
+  std::ofstream out("/proc/self/clear_refs");
+  out << "5";
+}
+
+struct Stats {
+  double median = 0.0;
+  double min = 0.0;
+  double max = 0.0;
+};
+
+Stats stats(std::vector<double> v) {
+  Stats s;
+  if (v.empty()) {
+    return s;
+  }
+  std::sort(v.begin(), v.end());
+  s.min = v.front();
+  s.max = v.back();
+  const size_t n = v.size();
+  s.median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  return s;
+}
+
+template <typename Fn>
+double seconds(Fn&& fn) {
+  const auto t0 = Clock::now();
+  fn();
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::vector<int32_t> bench_tokens(int n, int salt, int64_t vocab) {
+  std::vector<int32_t> out;
+  const int64_t span = std::min<int64_t>(vocab - 1, 50000);
+  for (int i = 0; i < n; ++i) {
+    out.push_back(static_cast<int32_t>(1 + (i * 7919 + salt * 104729) % span));
+  }
+  return out;
+}
+
+nlohmann::json stat_json(const Stats& s) { return {{"median", s.median}, {"min", s.min}, {"max", s.max}}; }
+
+std::string fmt(const Stats& s, int precision = 1) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(precision) << s.median << " [" << s.min << "-" << s.max
+      << "]";
+  return out.str();
+}
+
+// All rows for one base dtype. Returns {row: {median, min, max}, ...}.
+nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype) {
+  nlohmann::json result;
+  reset_peak_rss();
+  const auto [rss_start, hwm_start] = rss_bytes();
+  (void)hwm_start;
+  engine::EngineOptions eo;
+  eo.dtype = dtype;
+  eo.threads = o.threads;
+  eo.aliases["bench"] = o.model;
+  eo.checkpoints_dir = fs::temp_directory_path() / "eztinker-bench-ck";
+  engine::Engine engine(eo);
+  auto base = engine.load_base_model("bench");
+  const auto [rss_base, hwm_base] = rss_bytes();
+  (void)hwm_base;
+  result["base_bytes"] = base.bytes;
+  result["rss_after_load"] = rss_base;
+
+  engine::CreateRunSpec spec;
+  spec.base_model = "bench";
+  spec.lora_config.r = 8;
+  spec.lora_config.lora_alpha = 16;
+  spec.lora_config.lora_dropout = 0.0;
+  spec.seed = 1;
+  auto run = engine.create_run(spec);
+  const int64_t vocab = engine.run_vocab_size(run.run_id);
+  engine::AdamParams adam;
+  adam.learning_rate = 1e-5;
+  const bool train_rows = o.rows == "all" || o.rows == "train";
+  const bool decode_rows = o.rows == "all" || o.rows == "decode";
+
+  if (train_rows) {
+    std::vector<engine::TrainExample> one(1);
+    one[0].input_ids = bench_tokens(256, 1, vocab);
+    std::vector<engine::TrainExample> four(4);
+    for (int i = 0; i < 4; ++i) {
+      four[static_cast<size_t>(i)].input_ids = bench_tokens(128, 10 + i, vocab);
+    }
+    std::vector<double> fb1;
+    std::vector<double> fb4;
+    std::vector<double> fwd;
+    std::vector<double> opt;
+    for (int r = 0; r <= o.repeats; ++r) {  // r == 0 is the warm-up
+      const double t1 = seconds([&] { engine.forward(run.run_id, one, {}, true); });
+      const double to = seconds([&] { engine.optim_step(run.run_id, adam); });
+      const double t4 = seconds([&] { engine.forward(run.run_id, four, {}, true); });
+      engine.optim_step(run.run_id, adam);
+      const double tf = seconds([&] { engine.forward(run.run_id, one, {}, false); });
+      if (r > 0) {
+        fb1.push_back(256.0 / t1);
+        fb4.push_back(512.0 / t4);
+        fwd.push_back(256.0 / tf);
+        opt.push_back(to * 1000.0);
+      }
+      std::cerr << "  [" << dtype << "] repeat " << r << ": fb1x256 " << 256.0 / t1
+                << " tok/s, fb4x128 " << 512.0 / t4 << " tok/s, fwd " << 256.0 / tf
+                << " tok/s, optim " << to * 1000.0 << " ms\n";
+    }
+    result["forward_backward_1x256_tok_s"] = stat_json(stats(fb1));
+    result["forward_backward_4x128_tok_s"] = stat_json(stats(fb4));
+    result["forward_1x256_tok_s"] = stat_json(stats(fwd));
+    result["optim_step_ms"] = stat_json(stats(opt));
+  }
+
+  if (decode_rows) {
+    engine::SampleSpec s;
+    s.run_id = run.run_id;
+    s.prompt_ids = bench_tokens(32, 99, vocab);
+    s.max_new_tokens = 64;
+    s.temperature = 0.0;
+    s.stop_token_ids = std::vector<int32_t>{};  // always 64 new tokens
+    std::vector<double> d1;
+    std::vector<double> d4;
+    for (int r = 0; r <= o.repeats; ++r) {
+      s.num_samples = 1;
+      const double t1 = seconds([&] { engine.sample(s); });
+      s.num_samples = 4;
+      s.temperature = 1.0;
+      s.seed = static_cast<uint64_t>(r);
+      const double t4 = seconds([&] { engine.sample(s); });
+      s.temperature = 0.0;
+      if (r > 0) {
+        d1.push_back(64.0 / t1);
+        d4.push_back(4 * 64.0 / t4);
+      }
+      std::cerr << "  [" << dtype << "] repeat " << r << ": decode b1 " << 64.0 / t1
+                << " tok/s, 4 samples " << 256.0 / t4 << " tok/s total\n";
+    }
+    result["sample_batch1_tok_s"] = stat_json(stats(d1));
+    result["sample_4_total_tok_s"] = stat_json(stats(d4));
+  }
+
+  // 8 runs on one base: each gets gradients and optimizer moments (one step).
+  {
+    std::vector<std::string> ids;
+    const auto [rss_before_runs, unused] = rss_bytes();
+    (void)unused;
+    std::vector<engine::TrainExample> small(1);
+    small[0].input_ids = bench_tokens(16, 5, vocab);
+    for (int i = 0; i < 8; ++i) {
+      auto r = engine.create_run(spec);
+      engine.forward(r.run_id, small, {}, true);
+      engine.optim_step(r.run_id, adam);
+      ids.push_back(r.run_id);
+    }
+    const auto [rss_8, unused2] = rss_bytes();
+    (void)unused2;
+    const int64_t per_run_state = engine.get_run(ids[0]).trainable_parameters * 4 * 4;  // w, g, m, v fp32
+    result["rss_8_runs"] = rss_8;
+    result["rss_8_runs_delta"] = rss_8 - rss_before_runs;
+    result["per_run_state_bytes"] = per_run_state;
+    result["rss_8_runs_bound"] =
+        static_cast<int64_t>(1.15 * static_cast<double>(base.bytes + 9 * per_run_state));
+    for (const auto& id : ids) {
+      engine.delete_run(id);
+    }
+  }
+  const auto [rss_end, hwm_end] = rss_bytes();
+  (void)rss_end;
+  result["peak_rss"] = hwm_end;
+  result["rss_start"] = rss_start;
+  return result;
+}
+
+void print_table(const nlohmann::json& all, const nlohmann::json& reference) {
+  const std::vector<std::pair<std::string, std::string>> rows = {
+      {"forward_backward_1x256_tok_s", "forward_backward 1x256 (tok/s)"},
+      {"forward_backward_4x128_tok_s", "forward_backward 4x128 (tok/s)"},
+      {"forward_1x256_tok_s", "forward only 1x256 (tok/s)"},
+      {"optim_step_ms", "optim_step (ms)"},
+      {"sample_batch1_tok_s", "sample batch 1, 64 new (tok/s)"},
+      {"sample_4_total_tok_s", "sample num_samples=4 (tok/s total)"}};
+  for (const auto& [dtype, r] : all.items()) {
+    std::cout << "\n== base dtype " << dtype << " ==\n";
+    for (const auto& [key, label] : rows) {
+      if (!r.contains(key)) {
+        continue;
+      }
+      Stats s{r[key]["median"], r[key]["min"], r[key]["max"]};
+      std::cout << std::left << std::setw(38) << label << std::right << std::setw(22)
+                << fmt(s, key == "optim_step_ms" ? 2 : 1);
+      if (reference.contains(dtype) && reference[dtype].contains(key)) {
+        const double ref = reference[dtype][key]["median"];
+        std::cout << "   pytorch eager " << std::fixed << std::setprecision(1) << ref
+                  << "  ratio " << std::setprecision(2)
+                  << (key == "optim_step_ms" ? ref / s.median : s.median / ref);
+      }
+      std::cout << "\n";
+    }
+    auto gb = [](const nlohmann::json& v) { return v.get<double>() / 1e9; };
+    std::cout << std::fixed << std::setprecision(2) << "peak RSS " << gb(r["peak_rss"])
+              << " GB; base " << gb(r["base_bytes"]) << " GB; 8 runs add "
+              << gb(r["rss_8_runs_delta"]) << " GB (state " << gb(r["per_run_state_bytes"])
+              << " GB/run); RSS with 8 runs " << gb(r["rss_8_runs"]) << " GB (bound "
+              << gb(r["rss_8_runs_bound"]) << ")\n";
+    if (reference.contains(dtype) && reference[dtype].contains("peak_rss")) {
+      std::cout << "pytorch eager peak RSS " << gb(reference[dtype]["peak_rss"]) << " GB\n";
+    }
+  }
+}
+
+// Runs the PyTorch reference (one process per dtype so peak RSS is its own); empty when
+// python3 with torch is unavailable.
+nlohmann::json run_reference(const BenchOptions& o) {
+  nlohmann::json out = nlohmann::json::object();
+  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
+    std::cerr << "reference: /usr/bin/python3 cannot import torch; skipped\n";
+    return out;
+  }
+  std::string script = o.reference_script;
+  if (script.empty()) {
+    // The working directory (a source checkout) or above the executable (build-dir/cli/).
+    std::error_code ec;
+    const fs::path exe_dir = fs::read_symlink("/proc/self/exe", ec).parent_path();
+    for (const fs::path& p : {fs::path("bench/reference_pytorch.py"),
+                              exe_dir / "../bench/reference_pytorch.py",
+                              exe_dir / "../../bench/reference_pytorch.py"}) {
+      if (fs::exists(p)) {
+        script = p.string();
+        break;
+      }
+    }
+  }
+  if (script.empty()) {
+    std::cerr << "reference: bench/reference_pytorch.py not found; pass --reference-script\n";
+    return out;
+  }
+  for (const auto& dtype : o.dtypes) {
+    const std::string cmd = "/usr/bin/python3 " + script + " --model '" + o.model + "' --dtype " +
+                            dtype + " --threads " + std::to_string(o.threads) + " --repeats " +
+                            std::to_string(o.repeats) + " --rows " + o.rows;
+    std::cerr << "reference: " << cmd << "\n";
+    FILE* pipe = ::popen(cmd.c_str(), "r");
+    if (pipe == nullptr) {
+      continue;
+    }
+    std::string text;
+    char buf[4096];
+    while (size_t n = std::fread(buf, 1, sizeof buf, pipe)) {
+      text.append(buf, n);
+    }
+    ::pclose(pipe);
+    try {
+      out[dtype] = nlohmann::json::parse(text.substr(text.rfind("\n{") == std::string::npos
+                                                         ? 0
+                                                         : text.rfind("\n{") + 1));
+    } catch (const std::exception& e) {
+      std::cerr << "reference: cannot parse output (" << e.what() << ")\n";
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void register_bench_command(CLI::App& app, CliContext& ctx) {
+  auto opts = std::make_shared<BenchOptions>();
+  auto* cmd = app.add_subcommand(
+      "bench", "Benchmark the engine in-process (training, sampling, memory) on a model directory");
+  cmd->add_option("--model", opts->model, "Qwen2 model directory")->required();
+  cmd->add_option("--preset", opts->preset,
+                  "Write this random preset (tiny | qwen2-0.5b) into --model when it is missing");
+  cmd->add_option("--dtype", opts->dtypes, "Base dtypes to measure (bf16, fp32)")->delimiter(',');
+  cmd->add_option("--threads", opts->threads, "Intra-op threads (0 = libtorch default)");
+  cmd->add_option("--repeats", opts->repeats, "Timed repeats per row (after one warm-up)");
+  cmd->add_option("--rows", opts->rows, "all | train | decode");
+  cmd->add_flag("--reference", opts->reference,
+                "Also run bench/reference_pytorch.py (PyTorch eager + LoRA) and print ratios");
+  cmd->add_option("--reference-script", opts->reference_script, "Path to reference_pytorch.py");
+  cmd->callback([opts, &ctx] {
+    if (!fs::exists(fs::path(opts->model) / "config.json")) {
+      if (opts->preset.empty()) {
+        throw CliExit(kExitUsage, opts->model + " has no config.json (pass --preset qwen2-0.5b "
+                                                "to create a random model there)");
+      }
+      model::RandomModelOptions ro;
+      ro.preset = opts->preset;
+      ro.out_dir = opts->model;
+      ro.dtype = "bf16";
+      std::cerr << "writing random " << opts->preset << " model to " << opts->model << "\n";
+      model::write_random_model(ro);
+    }
+    nlohmann::json all = nlohmann::json::object();
+    for (const auto& dtype : opts->dtypes) {
+      std::cerr << "benchmarking base dtype " << dtype << "\n";
+      all[dtype] = bench_dtype(*opts, dtype);
+    }
+    nlohmann::json reference = opts->reference ? run_reference(*opts) : nlohmann::json::object();
+    if (ctx.json) {
+      std::cout << nlohmann::json{{"eztinker", all}, {"pytorch_eager", reference}}.dump(2) << "\n";
+    } else {
+      print_table(all, reference);
+    }
+  });
 }
 
 }  // namespace eztinker::cli
