@@ -16,6 +16,8 @@
 #include <algorithm>
 #include <cmath>
 #include <ctime>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <set>
 #include <utility>
@@ -360,6 +362,25 @@ json handle_status(RouteContext& ctx, const Request&) {
 // Handlers: runs
 // ---------------------------------------------------------------------------------------------
 
+// The base model a checkpoint was trained on: checkpoint.json's "base_model" (our checkpoints)
+// or adapter_config.json's "base_model_name_or_path" (any PEFT adapter). 400 when neither says.
+std::string checkpoint_base_model(const std::string& dir) {
+  const std::filesystem::path root(dir);
+  for (const auto& [file, key] : {std::pair<const char*, const char*>{"checkpoint.json", "base_model"},
+                                  {"adapter_config.json", "base_model_name_or_path"}}) {
+    std::ifstream in(root / file);
+    if (!in) continue;
+    const json meta = json::parse(in, nullptr, false);
+    if (meta.is_object() && meta.contains(key) && meta[key].is_string() &&
+        !meta[key].get<std::string>().empty()) {
+      return meta[key].get<std::string>();
+    }
+  }
+  throw ApiError(ErrorType::kBadRequest,
+                 "base_model is empty and checkpoint " + dir +
+                     " does not name its base model (checkpoint.json / adapter_config.json)");
+}
+
 json handle_create_run(RouteContext& ctx, const Request& request) {
   const auto parsed = api::parse_create_run_request(parse_json_body(request));
   if (parsed.run_id && ctx.engine().has_run(*parsed.run_id)) {
@@ -369,7 +390,8 @@ json handle_create_run(RouteContext& ctx, const Request& request) {
     throw ApiError(ErrorType::kBadRequest, "Failed to load model '': base_model is empty");
   }
   engine::CreateRunSpec spec;
-  spec.base_model = parsed.base_model;
+  spec.base_model = parsed.base_model.empty() ? checkpoint_base_model(*parsed.from_checkpoint)
+                                              : parsed.base_model;
   spec.lora_config = to_engine_lora(parsed.lora_config);
   spec.run_id = parsed.run_id;
   spec.from_checkpoint = parsed.from_checkpoint;
