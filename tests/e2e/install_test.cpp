@@ -1,45 +1,96 @@
 // Installs the client package to a temp prefix (`cmake --install`) and builds the examples out
 // of tree against it with find_package(eztinker) and with pkg-config: proves a user needs only
 // the installed headers/libs plus nlohmann-json and cpp-httplib (no libtorch, no source tree).
+// The out-of-tree example_client_api then runs against a real server (tiny model) and exits 0.
+// Every command runs under `timeout`; its output goes to a log printed on failure.
+#include "e2e_fixture.h"
+
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <sys/wait.h>
 
-#include "test_support.h"
-
-namespace eztinker {
+namespace eztinker::e2e {
 namespace {
 
-int run(const std::string& command) {
-  int rc = std::system((command + " > /dev/null 2>&1").c_str());
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
+class InstallE2E : public E2EServerTest {
+ protected:
+  // Runs `command` through the shell, bounded by `timeout_s`; returns its exit status (124 on
+  // timeout, -1 when it did not exit). Output goes to `log_` (printed by `log()`).
+  int sh(const std::string& command, int timeout_s = 300) {
+    const std::string full = "timeout -k 5 " + std::to_string(timeout_s) + " sh -c '" + command + "' > " +
+                             log_.string() + " 2>&1";
+    last_ = command;
+    int rc = std::system(full.c_str());
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  }
+  std::string log() const {
+    std::string text = std::filesystem::exists(log_) ? testing::read_file(log_) : "";
+    if (text.size() > 8000) text = "..." + text.substr(text.size() - 8000);
+    return "$ " + last_ + "\n" + text;
+  }
 
-TEST(InstallTest, OutOfTreeBuildAgainstInstalledPackage) {
-  testing::TempDir tmp("eztinker-install");
-  const std::string prefix = (tmp / "prefix").string();
-  const std::string build = (tmp / "build").string();
+  testing::TempDir tmp_{"eztinker-install"};
+  std::filesystem::path log_ = tmp_ / "command.log";
+  std::string last_;
+};
+
+TEST_F(InstallE2E, OutOfTreeBuildAgainstInstalledPackage) {
+  const std::string prefix = (tmp_ / "prefix").string();
+  const std::string build = (tmp_ / "build").string();
   const std::string src = testing::source_dir().string();
-  ASSERT_EQ(run("cmake --install " + testing::binary_dir().string() + " --prefix " + prefix), 0);
-  EXPECT_TRUE(std::filesystem::exists(tmp / "prefix/include/eztinker/client.h"));
-  EXPECT_TRUE(std::filesystem::exists(tmp / "prefix/lib/cmake/eztinker/eztinkerConfig.cmake"));
-  EXPECT_FALSE(std::filesystem::exists(tmp / "prefix/include/torch"));
+  const auto installed = tmp_ / "prefix";
 
-  ASSERT_EQ(run("cmake -S " + src + "/examples/out_of_tree -B " + build +
-                " -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH=" + prefix),
-            0);
-  ASSERT_EQ(run("cmake --build " + build + " -j2"), 0);
-  EXPECT_TRUE(std::filesystem::exists(tmp / "build/my_training"));
-  EXPECT_TRUE(std::filesystem::exists(tmp / "build/example_client_api"));
+  ASSERT_EQ(sh("cmake --install " + testing::binary_dir().string() + " --prefix " + prefix, 120), 0) << log();
+  EXPECT_TRUE(std::filesystem::exists(installed / "include/eztinker/client.h"));
+  EXPECT_TRUE(std::filesystem::exists(installed / "include/eztinker/error.h"));
+  EXPECT_TRUE(std::filesystem::exists(installed / "include/eztinker/version.h"));
+  EXPECT_TRUE(std::filesystem::exists(installed / "lib/cmake/eztinker/eztinkerConfig.cmake"));
+  EXPECT_TRUE(std::filesystem::exists(installed / "lib/pkgconfig/eztinker.pc"));
+  // No engine / server / torch headers in the client package.
+  EXPECT_FALSE(std::filesystem::exists(installed / "include/torch"));
+  EXPECT_FALSE(std::filesystem::exists(installed / "include/eztinker/tokenizer.h"));
+
+  ASSERT_EQ(sh("cmake -S " + src + "/examples/out_of_tree -B " + build +
+                   " -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH=" + prefix,
+               120),
+            0)
+      << log();
+  ASSERT_EQ(sh("cmake --build " + build + " -j2", 300), 0) << log();
+  const auto example = tmp_ / "build/example_client_api";
+  ASSERT_TRUE(std::filesystem::exists(example));
+  EXPECT_TRUE(std::filesystem::exists(tmp_ / "build/my_training"));
+  // Links nothing from the build tree or libtorch.
+  ASSERT_EQ(sh("ldd " + example.string(), 30), 0) << log();
+  const std::string ldd = testing::read_file(log_);
+  EXPECT_EQ(ldd.find("libtorch"), std::string::npos) << ldd;
+  EXPECT_EQ(ldd.find(testing::binary_dir().string()), std::string::npos) << ldd;
+
+  // The out-of-tree example works against a real server: client tour + raw HTTP, exit 0.
+  start();
+  ASSERT_EQ(sh("EZTINKER_BASE_URL=" + url() + " " + example.string() + " " + tiny_model_dir(), 120), 0)
+      << log();
+  const std::string out = testing::read_file(log_);
+  EXPECT_NE(out.find("health: ok"), std::string::npos) << out;
+  EXPECT_NE(out.find("saved "), std::string::npos) << out;
+  EXPECT_NE(out.find("== raw HTTP"), std::string::npos) << out;
+  EXPECT_NE(out.find(" completed: "), std::string::npos) << out;
+  // With no server it fails cleanly with the connection exit code (3).
+  stop();
+  EXPECT_EQ(sh("EZTINKER_BASE_URL=http://127.0.0.1:" + std::to_string(free_port()) + " " + example.string(), 60), 3)
+      << log();
 
   // The pkg-config file is relocatable: it works from the temp prefix.
   const std::string pc = "PKG_CONFIG_PATH=" + prefix + "/lib/pkgconfig";
-  EXPECT_EQ(run("g++ -std=c++17 " + src + "/examples/my_training.cpp -o " + build +
-                "/my_training_pc $(" + pc + " pkg-config --cflags --libs eztinker)"),
-            0);
+  EXPECT_EQ(sh("g++ -std=c++17 -O0 " + src + "/examples/my_training.cpp -o " + build + "/my_training_pc $(" + pc +
+                   " pkg-config --cflags --libs eztinker)",
+               300),
+            0)
+      << log();
+  EXPECT_TRUE(std::filesystem::exists(tmp_ / "build/my_training_pc"));
 }
 
 }  // namespace
-}  // namespace eztinker
+}  // namespace eztinker::e2e
