@@ -11,6 +11,7 @@
 #include "engine/test_hooks.h"
 #include "lora/adapter_io.h"
 #include "model/dtype.h"
+#include "model/model_resolver.h"
 #include "model/safetensors.h"
 #include "model/weights.h"
 #include "sampling/generate.h"
@@ -221,34 +222,16 @@ fs::path Engine::Impl::resolve_model_dir(const std::string& name) const {
   if (name.empty()) {
     throw ApiError(ErrorType::kBadRequest, "base_model must not be empty");
   }
-  auto is_model_dir = [](const fs::path& p) {
-    std::error_code ec;
-    return fs::is_directory(p, ec) && fs::is_regular_file(p / "config.json", ec);
-  };
-  if (auto it = options.aliases.find(name); it != options.aliases.end()) {
-    if (!is_model_dir(it->second)) {
-      throw ApiError(ErrorType::kBadRequest, "Model alias " + name + " points to " +
-                                                 it->second.string() +
-                                                 ", which has no config.json");
-    }
-    return fs::weakly_canonical(it->second);
+  model::ResolveOptions ro;
+  ro.models_dir = options.models_dir;
+  ro.aliases = options.aliases;
+  ro.allow_download = options.allow_download;
+  ro.progress = false;
+  try {
+    return fs::weakly_canonical(model::resolve_model(name, ro));
+  } catch (const std::exception& e) {
+    throw ApiError(ErrorType::kBadRequest, "Model " + name + " cannot be loaded: " + e.what());
   }
-  if (!options.models_dir.empty()) {
-    for (const fs::path& candidate :
-         {options.models_dir / name, options.models_dir / fs::path(name).filename()}) {
-      if (is_model_dir(candidate)) {
-        return fs::weakly_canonical(candidate);
-      }
-    }
-  }
-  if (is_model_dir(name)) {
-    return fs::weakly_canonical(name);
-  }
-  throw ApiError(ErrorType::kBadRequest,
-                 "Model " + name + " not found (not an alias, not under the models directory" +
-                     (options.models_dir.empty() ? std::string()
-                                                 : " " + options.models_dir.string()) +
-                     ", not a model directory with config.json)");
 }
 
 std::shared_ptr<BaseModel> Engine::Impl::acquire_base(const std::string& name, bool pin) {

@@ -1,11 +1,24 @@
 // Decode loop with a preallocated KV cache (see generate.h).
 #include "sampling/generate.h"
 
+#include "sampling/small_linear.h"
+
 #include <c10/core/InferenceMode.h>
 
 namespace eztinker::sampling {
 
 namespace {
+
+// Decode-step logits [A, V] fp32 from hidden [A, 1, H]: the matrix-vector kernel when the
+// lm_head is bf16 on an avx512_bf16 CPU (a bf16 one-row torch::linear re-lays-out the
+// 136 M-parameter lm_head per call), else the model's own lm_head.
+torch::Tensor step_logits(model::Qwen2ForCausalLMImpl& model, const torch::Tensor& hidden) {
+  const auto weight = model.lm_head_weight();
+  if (hidden.size(0) <= 8 && kernels::small_linear_supported(weight)) {
+    return kernels::small_linear(hidden.squeeze(1), weight, {}, torch::kFloat32);  // [A, V]
+  }
+  return model.logits(hidden).squeeze(1);  // [A, V]
+}
 
 torch::Tensor ids_tensor(const std::vector<int32_t>& ids, torch::Device device) {
   return torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kLong)
@@ -94,7 +107,7 @@ std::vector<SequenceState> generate(model::Qwen2ForCausalLMImpl& model,
       tokens = tokens.index_select(0, index);  // [A']
     }
     hidden = model.forward_hidden(tokens.unsqueeze(1), options);  // [A, 1, H]
-    logits = model.logits(hidden).squeeze(1);                     // [A, V] fp32
+    logits = step_logits(model, hidden);                          // [A, V] fp32
   }
   for (auto& s : states) {
     finalize_text(s, request.stop);

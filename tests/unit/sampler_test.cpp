@@ -3,6 +3,7 @@
 // length). The model-driven decode loop (KV cache, batched num_samples) is tested in
 // engine_test.cpp on a tiny model.
 #include "sampling/sampler.h"
+#include "sampling/small_linear.h"
 
 #include <gtest/gtest.h>
 
@@ -165,6 +166,23 @@ TEST(StopHandling, EmptyStopListsRunToLength) {
   EXPECT_EQ(s.finish_reason, "length");
   EXPECT_EQ(s.token_ids.size(), 3U);
   EXPECT_EQ(s.text, "Hello");
+}
+
+TEST(SmallLinear, MatchesFp32ReferenceOnBf16Weights) {
+  torch::manual_seed(12);
+  // K = 70 exercises the masked tail (70 = 2 * 32 + 6); N = 37 the row remainder of 4.
+  auto w = torch::randn({37, 70}).to(torch::kBFloat16);  // [N, K]
+  auto bias = torch::randn({37});                         // [N]
+  for (int64_t m : {1, 3, 8, 9}) {
+    auto x = torch::randn({m, 1, 70});                    // [M, 1, K]
+    auto xb = x.to(torch::kBFloat16).to(torch::kFloat32);
+    auto expected = torch::linear(xb, w.to(torch::kFloat32), bias);  // [M, 1, N] fp32
+    auto got = kernels::small_linear(x, w, bias, torch::kFloat32);
+    ASSERT_EQ(got.sizes(), expected.sizes());
+    // M = 9 takes torch::linear in bf16 (output rounded to bf16); others accumulate in fp32.
+    const double tol = m > 8 || !kernels::small_linear_supported(w) ? 0.1 : 1e-4;
+    EXPECT_LT((got - expected).abs().max().item<double>(), tol) << "M=" << m;
+  }
 }
 
 }  // namespace
