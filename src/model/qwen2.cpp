@@ -4,6 +4,8 @@
 // padding, and a preallocated KV cache written in place.
 #include "model/qwen2.h"
 
+#include "model/cpu_runtime.h"
+
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -83,12 +85,14 @@ torch::Tensor causal_attention(const torch::Tensor& q,
   // heads of a group into the row dimension and multiply against the un-repeated k/v.
   torch::Tensor qg = q.reshape({B, KV, G * T, D});                            // [B, KV, G*T, D]
   torch::Tensor scores = torch::matmul(qg, k.transpose(-1, -2));              // [B, KV, G*T, S]
+  // Scale and mask in place on the fp32 scores (a fresh tensor: the matmul output or its
+  // fp32 copy), as HF: softmax(q k^T / sqrt(D) + mask) in fp32.
   scores = scores.to(torch::kFloat32).view({B, KV, G, T, S});                 // [B, KV, G, T, S]
-  scores = scores * (1.0 / std::sqrt(static_cast<double>(D)));
+  scores.mul_(1.0 / std::sqrt(static_cast<double>(D)));
   if (bias.defined()) {
-    scores = scores + bias.unsqueeze(1);                                      // [B, KV, G, T, S]
+    scores.add_(bias.unsqueeze(1));                                           // [B, KV, G, T, S]
   } else if (T > 1) {  // one query at the last position sees every key: nothing to mask
-    scores = scores + attention_bias({}, B, S - T, T, q.device()).unsqueeze(1);  // [B, KV, G, T, S]
+    scores.add_(attention_bias({}, B, S - T, T, q.device()).unsqueeze(1));    // [B, KV, G, T, S]
   }
   torch::Tensor probs = torch::softmax(scores, -1).to(v.scalar_type());       // [B, KV, G, T, S]
   torch::Tensor out = torch::matmul(probs.view({B, KV, G * T, S}), v);        // [B, KV, G*T, D]
@@ -110,7 +114,19 @@ Qwen2LinearImpl::Qwen2LinearImpl(std::string path, int64_t in, int64_t out, bool
 torch::Tensor Qwen2LinearImpl::forward(const torch::Tensor& x,
                                        const lora::LoraAdapter* adapter,
                                        const torch::Tensor& x32) {
-  torch::Tensor y = torch::linear(x, weight, bias);  // [..., out] base dtype
+  torch::Tensor y;
+  const int64_t in = weight.size(1);
+  if (x.scalar_type() == torch::kFloat32 && x.numel() == in && x.device().is_cpu()) {
+    // One fp32 row (batch-1 decode): OpenBLAS gemv runs at about twice the bandwidth of the
+    // one-row gemm that linear() picks (issue 7). bf16 stays on linear (oneDNN is faster).
+    std::vector<int64_t> shape = x.sizes().vec();
+    shape.back() = weight.size(0);
+    y = torch::mv(weight, x.reshape({in}));   // [out]
+    if (bias.defined()) y = y + bias;         // [out]
+    y = y.view(shape);                        // [..., out]
+  } else {
+    y = torch::linear(x, weight, bias);       // [..., out] base dtype
+  }
   if (adapter == nullptr) return y;
   const lora::LoraPair* pair = adapter->find(path_);
   if (pair == nullptr) return y;
@@ -248,6 +264,7 @@ Qwen2ForCausalLMImpl::Qwen2ForCausalLMImpl(const Qwen2Config& config, torch::Dty
                                            torch::Device device)
     : config_(config), dtype_(dtype), device_(device) {
   config_.validate();
+  if (device.is_cpu()) tune_cpu_allocator();
   TORCH_CHECK(dtype == torch::kFloat32 || dtype == torch::kBFloat16 || dtype == torch::kFloat16,
               "Qwen2 base dtype must be float32, bfloat16 or float16, got ", dtype);
   const auto options = torch::TensorOptions().dtype(dtype).device(device);

@@ -221,6 +221,21 @@ TEST(Qwen2, KvCacheDecodeEqualsFullForward) {
   EXPECT_THROW(m->forward(random_ids(2, 7), opt), c10::Error);  // 10 + 7 > capacity 16
 }
 
+TEST(Qwen2, KvCacheBatchOneDecode) {
+  // Batch-1 fp32 decode takes the gemv path in Qwen2Linear; it must match the full forward.
+  auto m = tiny_qwen2(4);
+  torch::Tensor ids = random_ids(1, 6);
+  torch::Tensor full = m->forward(ids);
+  KVCache cache = m->make_cache(1, 6);
+  ForwardOptions opt;
+  opt.cache = &cache;
+  using torch::indexing::Slice;
+  for (int64_t t = 0; t < 6; ++t) {
+    torch::Tensor step = m->forward(ids.index({Slice(), Slice(t, t + 1)}), opt);
+    EXPECT_LT(max_abs_diff(step, full.index({Slice(), Slice(t, t + 1)})), kLogitTol) << t;
+  }
+}
+
 TEST(Qwen2, KvCacheDecodeWithLeftPadding) {
   auto m = tiny_qwen2();
   torch::Tensor a = random_ids(1, 6, 256, 3);
