@@ -433,6 +433,22 @@ TEST_F(ServerE2E, LongPollReturnsOnCompletionWithoutPolling) {
             "completed");
 }
 
+TEST_F(ServerE2E, WaitDefaultHoldsJobRepliesUntilDone) {
+  ServerConfig config = base_config();
+  config.wait_default_s = 60;
+  Http http(start(config));
+  create_run(http, "run_d");
+  auto held = http.post("/v1/runs/run_d/forward_backward", {{"input_ids", sequence(8)}});
+  EXPECT_EQ(held.json_body["status"], "completed");
+  EXPECT_TRUE(held.json_body["result"]["loss"].is_number());
+  // ?wait=0 opts out per request.
+  auto async = http.post("/v1/runs/run_d/optim_step?wait=0", {{"learning_rate", 1e-3}});
+  EXPECT_TRUE(async.json_body["result"].is_null() || async.json_body["status"] == "completed");
+  EXPECT_EQ(http.get("/v1/jobs/" + async.json_body["job_id"].get<std::string>() + "?wait=60")
+                .json_body["status"],
+            "completed");
+}
+
 TEST_F(ServerE2E, PerRunOrderingUnderEightClientThreads) {
   ServerConfig config = base_config();
   config.workers = 4;
