@@ -8,6 +8,7 @@
 
 #include "engine/engine.h"
 #include "model/random_model.h"
+#include "sampling/small_linear.h"
 
 #include <nlohmann/json.hpp>
 
@@ -22,6 +23,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace eztinker::cli {
@@ -39,7 +41,7 @@ struct BenchOptions {
   int repeats = 5;
   bool reference = false;
   std::string reference_script;  // default: <source>/bench/reference_pytorch.py next to the binary
-  std::string rows = "all";      // all | train | decode
+  std::string rows = "all";      // all | train | decode | kernels
 };
 
 // Current and peak resident set size in bytes, from /proc/self/status.
@@ -234,6 +236,37 @@ nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype) {
   return result;
 }
 
+// Decode-step linears at Qwen2-0.5B shapes, one row of x: libtorch's bf16 torch::linear vs the
+// matrix-vector kernel (both read the weight once per call at best). GB/s of weight read.
+nlohmann::json bench_kernels(const BenchOptions& o) {
+  nlohmann::json out;
+  if (o.threads > 0) {
+    torch::set_num_threads(o.threads);
+  }
+  torch::NoGradGuard no_grad;
+  for (const auto& [name, n, k] : std::vector<std::tuple<std::string, int64_t, int64_t>>{
+           {"mlp_up_4864x896", 4864, 896}, {"lm_head_151936x896", 151936, 896}}) {
+    auto w = torch::randn({n, k}).to(torch::kBFloat16);  // [N, K]
+    auto x = torch::randn({1, k}).to(torch::kBFloat16);  // [1, K]
+    const double bytes = static_cast<double>(n * k * 2);
+    std::vector<double> lin;
+    std::vector<double> ker;
+    for (int r = 0; r <= o.repeats * 4; ++r) {
+      const double a = seconds([&] { torch::linear(x, w); });
+      const double b = seconds([&] { kernels::small_linear(x, w, {}, torch::kBFloat16); });
+      if (r > 0) {
+        lin.push_back(bytes / a / 1e9);
+        ker.push_back(bytes / b / 1e9);
+      }
+    }
+    out[name] = {{"torch_linear_GB_s", stat_json(stats(lin))},
+                 {"small_linear_GB_s", stat_json(stats(ker))}};
+    std::cerr << "  " << name << ": torch::linear " << fmt(stats(lin), 2)
+              << " GB/s, small_linear " << fmt(stats(ker), 2) << " GB/s\n";
+  }
+  return out;
+}
+
 void print_table(const nlohmann::json& all, const nlohmann::json& reference) {
   const std::vector<std::pair<std::string, std::string>> rows = {
       {"forward_backward_1x256_tok_s", "forward_backward 1x256 (tok/s)"},
@@ -335,7 +368,7 @@ void register_bench_command(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--dtype", opts->dtypes, "Base dtypes to measure (bf16, fp32)")->delimiter(',');
   cmd->add_option("--threads", opts->threads, "Intra-op threads (0 = libtorch default)");
   cmd->add_option("--repeats", opts->repeats, "Timed repeats per row (after one warm-up)");
-  cmd->add_option("--rows", opts->rows, "all | train | decode");
+  cmd->add_option("--rows", opts->rows, "all | train | decode | kernels (decode matvec micro-bench)");
   cmd->add_flag("--reference", opts->reference,
                 "Also run bench/reference_pytorch.py (PyTorch eager + LoRA) and print ratios");
   cmd->add_option("--reference-script", opts->reference_script, "Path to reference_pytorch.py");
@@ -353,6 +386,10 @@ void register_bench_command(CLI::App& app, CliContext& ctx) {
       model::write_random_model(ro);
     }
     nlohmann::json all = nlohmann::json::object();
+    if (opts->rows == "kernels") {
+      std::cout << bench_kernels(*opts).dump(2) << "\n";
+      return;
+    }
     for (const auto& dtype : opts->dtypes) {
       std::cerr << "benchmarking base dtype " << dtype << "\n";
       all[dtype] = bench_dtype(*opts, dtype);
