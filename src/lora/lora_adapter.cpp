@@ -6,8 +6,10 @@
 #include "model/qwen2.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <mutex>
 #include <cmath>
 #include <stdexcept>
 
@@ -102,6 +104,33 @@ torch::Tensor lora_delta(const torch::Tensor& x,
                          double scaling) {
   torch::Tensor xa = torch::linear(x, a);        // [..., r]
   return torch::linear(xa, b).mul(scaling);      // [..., out]
+}
+
+torch::Tensor dropout(const torch::Tensor& x, double p) {
+  if (p <= 0.0) return x;
+  TORCH_CHECK(p < 1.0, "dropout probability must be < 1, got ", p);
+  if (!x.device().is_cpu()) return torch::dropout(x, p, /*train=*/true);  // [..., in]
+  uint64_t seed = 0;
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    seed = gen.get<at::CPUGeneratorImpl>()->random64();
+  }
+  torch::Tensor mask = torch::empty(x.sizes(), x.options().dtype(torch::kFloat32));  // [..., in]
+  float* data = mask.data_ptr<float>();
+  const auto drop_below = static_cast<uint32_t>(p * 4294967296.0);  // P(u32 < t) = p
+  const auto keep_scale = static_cast<float>(1.0 / (1.0 - p));
+  at::parallel_for(0, mask.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      // splitmix64 of (seed + i): independent, well-mixed 64-bit values per element.
+      uint64_t z = seed + static_cast<uint64_t>(i) * 0x9e3779b97f4a7c15ULL;
+      z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+      z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+      z ^= z >> 31;
+      data[i] = static_cast<uint32_t>(z >> 32) < drop_below ? 0.0f : keep_scale;
+    }
+  });
+  return x * mask.to(x.scalar_type());  // [..., in]
 }
 
 }  // namespace detail

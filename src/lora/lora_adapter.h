@@ -70,6 +70,14 @@ torch::Tensor lora_delta(const torch::Tensor& x,
                          const torch::Tensor& a,
                          const torch::Tensor& b,
                          double scaling);
+
+// Inverted dropout on the LoRA input: x * mask / (1 - p), mask ~ Bernoulli(1 - p) per element,
+// as torch.nn.Dropout in training. On CPU the mask comes from a counter-based splitmix64 stream
+// (parallel, ~1 ns/element) seeded by one draw from the default CPU generator, because libtorch
+// 1.13's bernoulli_ is a serial mt19937 loop without MKL: it took 20% of a LoRA training step
+// on Qwen2-0.5B shapes. Deterministic under torch::manual_seed. Other devices use
+// torch::dropout. p == 0 returns x.
+torch::Tensor dropout(const torch::Tensor& x, double p);
 }  // namespace detail
 
 }  // namespace eztinker::lora

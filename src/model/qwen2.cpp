@@ -133,7 +133,7 @@ torch::Tensor Qwen2LinearImpl::forward(const torch::Tensor& x,
   // PEFT: result + lora_B(lora_A(dropout(x))) * scaling, computed in the LoRA dtype (fp32).
   torch::Tensor xin = x32.defined() ? x32 : x.to(pair->a.scalar_type());  // [..., in] fp32
   const double p = adapter->config.lora_dropout;
-  if (adapter->training && p > 0.0) xin = torch::dropout(xin, p, /*train=*/true);  // [..., in]
+  if (adapter->training && p > 0.0) xin = lora::detail::dropout(xin, p);  // [..., in]
   torch::Tensor delta =
       lora::detail::lora_delta(xin, pair->a, pair->b, adapter->config.scaling());  // [..., out]
   return y + delta.to(y.scalar_type());                                         // [..., out]

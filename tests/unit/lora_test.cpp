@@ -73,6 +73,26 @@ TEST(LoraForward, LoraDeltaMatchesMath) {
   EXPECT_LT(max_abs_diff(detail::lora_delta(x, a, b, 0.5), expected), 1e-5);
 }
 
+TEST(LoraForward, DropoutStatisticsAndDeterminism) {
+  torch::Tensor x = torch::ones({64, 1000});
+  torch::manual_seed(1);
+  torch::Tensor a = detail::dropout(x, 0.1);
+  torch::manual_seed(1);
+  torch::Tensor b = detail::dropout(x, 0.1);
+  EXPECT_TRUE(torch::equal(a, b));                       // seeded by the default generator
+  EXPECT_FALSE(torch::equal(a, detail::dropout(x, 0.1)));  // fresh mask per call
+  const double zeros = (a == 0).to(torch::kFloat64).mean().item<double>();
+  EXPECT_NEAR(zeros, 0.1, 0.005);                        // 64000 draws: sd ~ 0.0012
+  EXPECT_NEAR(a.max().item<double>(), 1.0 / 0.9, 1e-6);  // inverted scaling
+  EXPECT_NEAR(a.mean().item<double>(), 1.0, 0.01);
+  EXPECT_TRUE(torch::equal(detail::dropout(x, 0.0), x));
+  // Gradient flows through the kept elements only.
+  torch::Tensor xg = torch::ones({8, 100}, torch::requires_grad());
+  torch::Tensor y = detail::dropout(xg, 0.5);
+  y.sum().backward();
+  EXPECT_TRUE(torch::equal(xg.grad(), y.detach()));
+}
+
 TEST(LoraForward, FreshAdapterEqualsBase) {
   for (torch::Dtype dtype : {torch::kFloat32, torch::kBFloat16}) {
     auto m = tiny_qwen2(2, /*tied=*/true, dtype);
