@@ -54,6 +54,7 @@ struct DemoData {
   std::string source;
   GSM8KDataset train;
   GSM8KDataset eval;
+  std::vector<GSM8KExample> warmup;  // labelled problems for the SFT warm-up
 };
 
 std::optional<DemoData> try_gsm8k(const DemoOptions& o) {
@@ -71,7 +72,7 @@ std::optional<DemoData> try_gsm8k(const DemoOptions& o) {
       std::vector<GSM8KExample> eval(all.examples().begin() + static_cast<long>(o.max_samples),
                                      all.examples().end());
       return DemoData{"gsm8k", all.source(), GSM8KDataset(std::move(train), all.source()),
-                      GSM8KDataset(std::move(eval), all.source())};
+                      GSM8KDataset(std::move(eval), all.source()), {}};
     }
     GSM8KOptions train_opts;
     train_opts.split = "train";
@@ -80,9 +81,18 @@ std::optional<DemoData> try_gsm8k(const DemoOptions& o) {
     GSM8KOptions eval_opts = train_opts;
     eval_opts.split = "test";
     eval_opts.max_samples = o.eval_size;
-    GSM8KDataset train(train_opts);
+    train_opts.max_samples = o.max_samples + o.warmup_examples;
+    GSM8KDataset train_all(train_opts);
     GSM8KDataset eval(eval_opts);
-    return DemoData{"gsm8k", train.source(), std::move(train), std::move(eval)};
+    // The first max_samples rows are the RFT problems, the next warmup_examples the SFT ones.
+    std::vector<GSM8KExample> train(train_all.examples().begin(),
+                                    train_all.examples().begin() +
+                                        static_cast<long>(std::min(o.max_samples, train_all.size())));
+    std::vector<GSM8KExample> warmup(train_all.examples().begin() +
+                                         static_cast<long>(std::min(o.max_samples, train_all.size())),
+                                     train_all.examples().end());
+    return DemoData{"gsm8k", train_all.source(), GSM8KDataset(std::move(train), train_all.source()),
+                    std::move(eval), std::move(warmup)};
   } catch (const DatasetError&) {
     if (o.dataset == "gsm8k") throw;
     return std::nullopt;  // auto: fall back to the built-in problems
@@ -99,8 +109,14 @@ DemoData arithmetic_data(const DemoOptions& o) {
     if (eval.size() >= o.eval_size) break;
     if (seen.insert(ex.question).second) eval.push_back(ex);
   }
+  std::vector<GSM8KExample> warmup;
+  for (const auto& ex : make_arithmetic_problems(o.warmup_examples * 4 + 16, o.seed * 2 + 3)) {
+    if (warmup.size() >= o.warmup_examples) break;
+    if (seen.insert(ex.question).second) warmup.push_back(ex);
+  }
   std::string source = train.source();
-  return DemoData{"arithmetic", source, std::move(train), GSM8KDataset(std::move(eval), source)};
+  return DemoData{"arithmetic", source, std::move(train), GSM8KDataset(std::move(eval), source),
+                  std::move(warmup)};
 }
 
 DemoData load_data(const DemoOptions& o) {
@@ -303,6 +319,46 @@ DemoSummary run_gsm8k_demo(EZTinkerClient& client, const DemoOptions& options) {
   summary.evaluations.push_back(before);
   log_line(o, "epoch 0 (before training): " + describe(before));
 
+  if (!data.warmup.empty() && o.warmup_epochs > 0) {
+    const auto warm_start = Clock::now();
+    const size_t batch = std::max<size_t>(1, o.warmup_batch);
+    size_t total = data.warmup.size() * static_cast<size_t>(o.warmup_epochs);
+    Progress bar(o.log, o.progress_bars, "warm-up", total);
+    double loss_sum = 0.0;
+    size_t done = 0;
+    std::vector<JobFuture<api::ForwardBackwardResult>> pending;
+    auto step = [&] {
+      api::AdamParams adam;
+      adam.learning_rate = o.warmup_learning_rate > 0 ? o.warmup_learning_rate : o.learning_rate;
+      auto s = client.submit_optim_step(summary.run_id, adam);
+      for (auto& f : pending) loss_sum += f.get().loss;
+      pending.clear();
+      s.get();
+    };
+    for (int ep = 0; ep < o.warmup_epochs; ++ep) {
+      for (const GSM8KExample& ex : data.warmup) {
+        // The canonical short answer: the number, then the stop token.
+        pending.push_back(client.submit_forward_backward(
+            summary.run_id,
+            make_text_request(format_gsm8k_prompt(ex.question), " " + ex.answer + o.completion_suffix)));
+        ++done;
+        if (pending.size() >= batch) step();
+        bar.update(done, "");
+      }
+    }
+    if (!pending.empty()) step();
+    bar.finish();
+    DemoEvaluation e = evaluate(client, summary.run_id, eval_set, o, 0, nullptr);
+    e.phase = "sft";
+    e.train_loss = loss_sum / static_cast<double>(total);
+    e.trained_examples = total;
+    e.seconds = seconds_since(warm_start);
+    summary.evaluations.push_back(e);
+    log_line(o, "after SFT warm-up on " + std::to_string(data.warmup.size()) + " labelled problems: " +
+                    describe(e));
+  }
+  const DemoEvaluation before_rft = summary.evaluations.back();
+
   SelectOptions select;
   select.max_train_candidates = o.max_train_candidates;
   select.truncate_after_answer = o.truncate_after_answer;
@@ -348,6 +404,7 @@ DemoSummary run_gsm8k_demo(EZTinkerClient& client, const DemoOptions& options) {
     bar.finish();
 
     DemoEvaluation e = evaluate(client, summary.run_id, eval_set, o, epoch, &greedy_after);
+    e.phase = "rft";
     e.train_reward = sampled ? double(correct) / sampled : 0.0;
     if (loss_count) e.train_loss = loss_sum / loss_count;
     e.trained_examples = trained;
@@ -374,6 +431,8 @@ DemoSummary run_gsm8k_demo(EZTinkerClient& client, const DemoOptions& options) {
   summary.reward_gain = last.reward - first.reward;
   summary.accuracy_gain = last.accuracy - first.accuracy;
   summary.answer_loss_drop = first.answer_loss - last.answer_loss;
+  summary.rft_reward_gain = last.reward - before_rft.reward;
+  summary.rft_accuracy_gain = last.accuracy - before_rft.accuracy;
   summary.improved =
       summary.reward_gain > 0 || summary.accuracy_gain > 0 || summary.answer_loss_drop > 0;
   summary.seconds = seconds_since(start);
@@ -402,6 +461,7 @@ std::string demo_summary_json(const DemoSummary& s) {
   json evals = json::array();
   for (const auto& e : s.evaluations) {
     json j = {{"epoch", e.epoch},
+              {"phase", e.phase},
               {"reward", e.reward},
               {"accuracy", e.accuracy},
               {"answer_loss", e.answer_loss},
@@ -438,6 +498,9 @@ std::string demo_summary_json(const DemoSummary& s) {
         {"lora_rank", o.lora_rank},
         {"lora_alpha", o.lora_alpha},
         {"max_train_candidates", o.max_train_candidates},
+        {"warmup_examples", o.warmup_examples},
+        {"warmup_epochs", o.warmup_epochs},
+        {"warmup_learning_rate", o.warmup_learning_rate},
         {"truncate_after_answer", o.truncate_after_answer},
         {"completion_suffix", o.completion_suffix},
         {"seed", o.seed}}},
@@ -452,6 +515,8 @@ std::string demo_summary_json(const DemoSummary& s) {
       {"reward_gain", s.reward_gain},
       {"accuracy_gain", s.accuracy_gain},
       {"answer_loss_drop", s.answer_loss_drop},
+      {"rft_reward_gain", s.rft_reward_gain},
+      {"rft_accuracy_gain", s.rft_accuracy_gain},
       {"improved", s.improved},
       {"seconds", s.seconds},
   };
@@ -495,9 +560,10 @@ std::string demo_plot_svg(const DemoSummary& s) {
   }
   for (size_t i = 0; i < n; ++i) {
     svg << "<text x=\"" << px(i) << "\" y=\"" << y1 + 18 << "\" text-anchor=\"middle\">"
-        << s.evaluations[i].epoch << "</text>\n";
+        << (s.evaluations[i].phase == "sft" ? std::string("SFT") : std::to_string(s.evaluations[i].epoch))
+        << "</text>\n";
   }
-  svg << "<text x=\"360\" y=\"" << y1 + 36 << "\" text-anchor=\"middle\">epoch (0 = before training)</text>\n";
+  svg << "<text x=\"360\" y=\"" << y1 + 36 << "\" text-anchor=\"middle\">epoch (0 = before training, SFT = after the warm-up)</text>\n";
   svg << "<text x=\"18\" y=\"185\" transform=\"rotate(-90 18 185)\" text-anchor=\"middle\">reward / accuracy</text>\n";
   svg << "<text x=\"705\" y=\"185\" transform=\"rotate(90 705 185)\" text-anchor=\"middle\">loss (nats/token)</text>\n";
 

@@ -1,8 +1,10 @@
 // The rejection-sampling fine-tuning demo, shared by `eztinker demo`,
 // examples/rejection_sft_demo.cpp and tests/e2e/demo_test.cpp: create a LoRA run, measure the
-// model on a held-out set, then for each epoch sample candidates per training problem, train
-// on the verified-correct ones, and measure again. Everything reported is measured on the
-// server during the run; nothing is canned.
+// model on a held-out set, optionally warm it up with a little SFT on labelled problems (the
+// STaR recipe: a model that never answers correctly gives rejection sampling nothing to keep),
+// then for each epoch sample candidates per training problem, train on the verified-correct
+// ones, and measure again. Everything reported is measured on the server during the run;
+// nothing is canned.
 //
 // Metrics (per evaluation, on the same held-out problems with the same sampling seeds):
 //   reward       fraction of sampled candidates that the verifier accepts
@@ -47,6 +49,13 @@ struct DemoOptions {
   double learning_rate = 2e-4;
   int lora_rank = 1;
   int lora_alpha = 0;  // 0 = lora_rank (the Python helper's alpha = rank)
+  // SFT warm-up before rejection sampling: warmup_examples labelled problems (disjoint from
+  // the training and held-out ones) with completion " N" + completion_suffix, for
+  // warmup_epochs passes, one optim_step per warmup_batch examples. 0 = no warm-up.
+  size_t warmup_examples = 0;
+  int warmup_epochs = 1;
+  size_t warmup_batch = 4;
+  double warmup_learning_rate = 0.0;  // 0 = learning_rate
   size_t max_train_candidates = 1;
   bool truncate_after_answer = false;
   // Appended to trained completions so the model learns to stop (Qwen2's EOS; both the
@@ -68,7 +77,8 @@ struct DemoOptions {
 };
 
 struct DemoEvaluation {
-  int epoch = 0;  // 0 = before training
+  int epoch = 0;  // 0 = before rejection sampling (phase "base" or "sft")
+  std::string phase = "base";  // "base" (untrained), "sft" (after the warm-up), "rft"
   double reward = 0.0;
   double accuracy = 0.0;
   double answer_loss = 0.0;
@@ -96,13 +106,18 @@ struct DemoSummary {
   size_t train_size = 0;
   size_t eval_size = 0;
   DemoOptions options;
-  std::vector<DemoEvaluation> evaluations;  // [0] = before training, then one per epoch
+  // [0] = before training, then after the warm-up (if any), then one per epoch.
+  std::vector<DemoEvaluation> evaluations;
   std::vector<DemoExample> examples;
   double seconds = 0.0;
   // Measured deltas, final minus initial (answer_loss: initial minus final, so > 0 = better).
   double reward_gain = 0.0;
   double accuracy_gain = 0.0;
   double answer_loss_drop = 0.0;
+  // Rejection sampling's own share: last epoch minus the evaluation before the first epoch
+  // (after the warm-up when there is one).
+  double rft_reward_gain = 0.0;
+  double rft_accuracy_gain = 0.0;
   bool improved = false;  // any of the three moved the right way
   std::filesystem::path summary_path;  // written JSON ("" when not written)
   std::filesystem::path plot_path;     // written SVG
