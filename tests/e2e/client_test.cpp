@@ -587,6 +587,7 @@ TEST(ClientRetryE2E, Retries503WithRetryAfter) {
     EXPECT_EQ(e.retry_after_s(), 0);
   }
   EXPECT_EQ(calls.load(), 4);  // 1 + max_retries
+  c.close();  // drop the keep-alive connection, or stop() waits for its idle timeout
   fake.stop();
   thread.join();
 }

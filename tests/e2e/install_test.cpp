@@ -58,10 +58,11 @@ TEST_F(InstallE2E, OutOfTreeBuildAgainstInstalledPackage) {
                120),
             0)
       << log();
-  ASSERT_EQ(sh("cmake --build " + build + " -j2", 300), 0) << log();
+  // One example through find_package (the other through pkg-config below): each compile of
+  // cpp-httplib costs ~20 s of CPU, so the test builds each example once.
+  ASSERT_EQ(sh("cmake --build " + build + " -j2 --target example_client_api", 300), 0) << log();
   const auto example = tmp_ / "build/example_client_api";
   ASSERT_TRUE(std::filesystem::exists(example));
-  EXPECT_TRUE(std::filesystem::exists(tmp_ / "build/my_training"));
   // Links nothing from the build tree or libtorch.
   ASSERT_EQ(sh("ldd " + example.string(), 30), 0) << log();
   const std::string ldd = testing::read_file(log_);
@@ -84,12 +85,12 @@ TEST_F(InstallE2E, OutOfTreeBuildAgainstInstalledPackage) {
 
   // The pkg-config file is relocatable: it works from the temp prefix.
   const std::string pc = "PKG_CONFIG_PATH=" + prefix + "/lib/pkgconfig";
-  EXPECT_EQ(sh("g++ -std=c++17 -O0 " + src + "/examples/my_training.cpp -o " + build + "/my_training_pc $(" + pc +
+  EXPECT_EQ(sh("g++ -std=c++17 -O0 " + src + "/examples/my_training.cpp -o " + build + "/my_training $(" + pc +
                    " pkg-config --cflags --libs eztinker)",
                300),
             0)
       << log();
-  EXPECT_TRUE(std::filesystem::exists(tmp_ / "build/my_training_pc"));
+  EXPECT_TRUE(std::filesystem::exists(tmp_ / "build/my_training"));
 }
 
 }  // namespace
