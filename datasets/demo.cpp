@@ -533,8 +533,12 @@ std::string demo_plot_svg(const DemoSummary& s) {
     if (e.train_loss) loss_max = std::max(loss_max, *e.train_loss);
   }
   loss_max = loss_max > 0 ? loss_max * 1.1 : 1.0;
+  // Left axis: 0..1 scaled down to the data (tiny models live near 0.1), in steps of 0.1.
+  double unit_max = 0.0;
+  for (const auto& e : s.evaluations) unit_max = std::max({unit_max, e.reward, e.accuracy});
+  unit_max = std::clamp(std::ceil(unit_max * 1.2 * 10.0) / 10.0, 0.2, 1.0);
   auto px = [&](size_t i) { return n <= 1 ? (x0 + x1) / 2 : x0 + (x1 - x0) * i / (n - 1.0); };
-  auto py_unit = [&](double v) { return y1 - (y1 - y0) * std::clamp(v, 0.0, 1.0); };
+  auto py_unit = [&](double v) { return y1 - (y1 - y0) * std::clamp(v / unit_max, 0.0, 1.0); };
   auto py_loss = [&](double v) { return y1 - (y1 - y0) * std::clamp(v / loss_max, 0.0, 1.0); };
 
   std::ostringstream svg;
@@ -550,10 +554,10 @@ std::string demo_plot_svg(const DemoSummary& s) {
   svg << "</g>\n";
   for (int k = 0; k <= 4; ++k) {
     double v = k / 4.0;
-    double y = py_unit(v);
+    double y = py_unit(v * unit_max);
     svg << "<line x1=\"" << x0 << "\" y1=\"" << y << "\" x2=\"" << x1 << "\" y2=\"" << y
         << "\" stroke=\"#eee\"/>\n";
-    svg << "<text x=\"" << x0 - 6 << "\" y=\"" << y + 4 << "\" text-anchor=\"end\">" << fixed(v, 2)
+    svg << "<text x=\"" << x0 - 6 << "\" y=\"" << y + 4 << "\" text-anchor=\"end\">" << fixed(v * unit_max, 2)
         << "</text>\n";
     svg << "<text x=\"" << x1 + 6 << "\" y=\"" << y + 4 << "\">" << fixed(v * loss_max, 2)
         << "</text>\n";
