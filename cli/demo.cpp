@@ -42,25 +42,7 @@ constexpr double kBuiltinLmHeadStd = 0.2;
 // sampling with one-digit answers, short samples and 16 candidates per problem, training the
 // two shortest distinct correct ones at a lower learning rate (higher rates collapse the model
 // onto one answer).
-ezd::DemoOptions builtin_defaults() {
-  ezd::DemoOptions o;
-  o.dataset = "arithmetic";
-  o.max_samples = 64;
-  o.eval_size = 32;
-  o.epochs = 4;
-  o.num_candidates = 16;
-  o.temperature = 1.0;
-  o.max_new_tokens = 6;
-  o.warmup_examples = 32;
-  o.warmup_epochs = 2;
-  o.warmup_learning_rate = 1e-2;
-  o.learning_rate = 1e-3;
-  o.lora_rank = 8;
-  o.lora_alpha = 16;
-  o.max_train_candidates = 2;
-  o.truncate_after_answer = true;
-  return o;
-}
+ezd::DemoOptions builtin_defaults() { return ezd::builtin_demo_options(); }
 
 // The Python demo's settings, trimmed so a CPU run of Qwen2-0.5B ends in minutes.
 ezd::DemoOptions qwen_defaults() {

@@ -610,4 +610,24 @@ std::string demo_plot_svg(const DemoSummary& s) {
   return svg.str();
 }
 
+DemoOptions builtin_demo_options() {
+  DemoOptions o;
+  o.dataset = "arithmetic";
+  o.max_samples = 64;
+  o.eval_size = 32;
+  o.epochs = 4;
+  o.num_candidates = 16;
+  o.temperature = 1.0;
+  o.max_new_tokens = 6;
+  o.warmup_examples = 32;
+  o.warmup_epochs = 2;
+  o.warmup_learning_rate = 1e-2;
+  o.learning_rate = 1e-3;
+  o.lora_rank = 8;
+  o.lora_alpha = 16;
+  o.max_train_candidates = 2;
+  o.truncate_after_answer = true;
+  return o;
+}
+
 }  // namespace eztinker::datasets

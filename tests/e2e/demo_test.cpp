@@ -67,23 +67,11 @@ TEST(DemoE2ETest, RejectionSamplingOnBuiltinModelImproves) {
 
   // The CLI's built-in settings (cli/demo.cpp builtin_defaults) with fewer problems and
   // epochs so the test stays short.
-  ezd::DemoOptions o;
+  ezd::DemoOptions o = ezd::builtin_demo_options();
   o.model = "tiny-demo";
-  o.dataset = "arithmetic";
   o.max_samples = 32;
   o.eval_size = 24;
   o.epochs = 2;
-  o.num_candidates = 16;
-  o.temperature = 1.0;
-  o.max_new_tokens = 6;
-  o.warmup_examples = 32;
-  o.warmup_epochs = 2;
-  o.warmup_learning_rate = 1e-2;
-  o.learning_rate = 1e-3;
-  o.lora_rank = 8;
-  o.lora_alpha = 16;
-  o.max_train_candidates = 2;
-  o.truncate_after_answer = true;
   o.seed = 0;
   o.output_dir = dir / "out";
   o.checkpoint_prefix = "e2e";

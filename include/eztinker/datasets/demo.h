@@ -126,6 +126,10 @@ struct DemoSummary {
 // Runs the demo end to end. Throws std::invalid_argument for options out of range.
 DemoSummary run_gsm8k_demo(EZTinkerClient& client, const DemoOptions& options);
 
+// The settings `eztinker demo` uses on its built-in tiny model (docs/datasets.md, "The demo"):
+// SFT warm-up, then rejection sampling on one-digit arithmetic. Shared by the CLI and its test.
+DemoOptions builtin_demo_options();
+
 // The summary as JSON text (what summary.json holds).
 std::string demo_summary_json(const DemoSummary& summary);
 // A self-contained SVG: reward and accuracy (left axis, 0..1) and answer loss plus training
