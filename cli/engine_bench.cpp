@@ -7,6 +7,7 @@
 #include "cli_common.h"
 
 #include "engine/engine.h"
+#include "model/cpu_runtime.h"
 #include "model/random_model.h"
 #include "sampling/small_linear.h"
 
@@ -44,28 +45,10 @@ struct BenchOptions {
   std::string rows = "all";      // all | train | decode | kernels
 };
 
-// Current and peak resident set size in bytes, from /proc/self/status.
+// Current and peak resident set size in bytes (VmRSS, VmHWM).
 std::pair<int64_t, int64_t> rss_bytes() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  int64_t rss = 0;
-  int64_t hwm = 0;
-  while (std::getline(in, line)) {
-    auto parse = [&](const char* key, int64_t& out) {
-      if (line.rfind(key, 0) == 0) {
-        out = std::stoll(line.substr(std::string(key).size())) * 1024;
-      }
-    };
-    parse("VmRSS:", rss);
-    parse("VmHWM:", hwm);
-  }
-  return {rss, hwm};
-}
-
-// Resets VmHWM to the current RSS (Linux: "5" > /proc/self/clear_refs).
-void reset_peak_rss() {
-  std::ofstream out("/proc/self/clear_refs");
-  out << "5";
+  const model::ResidentMemory m = model::resident_memory();
+  return {m.rss_bytes, m.peak_bytes};
 }
 
 struct Stats {
@@ -115,7 +98,7 @@ std::string fmt(const Stats& s, int precision = 1) {
 // All rows for one base dtype. Returns {row: {median, min, max}, ...}.
 nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype) {
   nlohmann::json result;
-  reset_peak_rss();
+  model::reset_peak_resident_memory();
   const auto [rss_start, hwm_start] = rss_bytes();
   (void)hwm_start;
   engine::EngineOptions eo;
@@ -126,9 +109,10 @@ nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype) {
   engine::Engine engine(eo);
   auto base = engine.load_base_model("bench");
   const auto [rss_base, hwm_base] = rss_bytes();
-  (void)hwm_base;
   result["base_bytes"] = base.bytes;
   result["rss_after_load"] = rss_base;
+  result["peak_rss_load"] = hwm_base;   // loading at its worst (file pages, temporaries)
+  model::reset_peak_resident_memory();  // so peak_rss_train is the training rows' own
 
   engine::CreateRunSpec spec;
   spec.base_model = "bench";
@@ -174,6 +158,7 @@ nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype) {
     result["forward_backward_4x128_tok_s"] = stat_json(stats(fb4));
     result["forward_1x256_tok_s"] = stat_json(stats(fwd));
     result["optim_step_ms"] = stat_json(stats(opt));
+    result["peak_rss_train"] = rss_bytes().second;
   }
 
   if (decode_rows) {
@@ -231,7 +216,7 @@ nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype) {
   }
   const auto [rss_end, hwm_end] = rss_bytes();
   (void)rss_end;
-  result["peak_rss"] = hwm_end;
+  result["peak_rss"] = std::max(hwm_base, hwm_end);
   result["rss_start"] = rss_start;
   return result;
 }
@@ -293,6 +278,12 @@ void print_table(const nlohmann::json& all, const nlohmann::json& reference) {
       std::cout << "\n";
     }
     auto gb = [](const nlohmann::json& v) { return v.get<double>() / 1e9; };
+    std::cout << std::fixed << std::setprecision(2) << "RSS after load " << gb(r["rss_after_load"])
+              << " GB (peak while loading " << gb(r["peak_rss_load"]) << " GB)";
+    if (r.contains("peak_rss_train")) {
+      std::cout << "; peak RSS of the training rows " << gb(r["peak_rss_train"]) << " GB";
+    }
+    std::cout << "\n";
     std::cout << std::fixed << std::setprecision(2) << "peak RSS " << gb(r["peak_rss"])
               << " GB; base " << gb(r["base_bytes"]) << " GB; 8 runs add "
               << gb(r["rss_8_runs_delta"]) << " GB (state " << gb(r["per_run_state_bytes"])

@@ -5,7 +5,9 @@
 #include <malloc.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <mutex>
+#include <string>
 
 namespace eztinker::model {
 
@@ -19,6 +21,29 @@ void tune_cpu_allocator() {
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
 #endif
   });
+}
+
+void release_free_heap() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
+
+ResidentMemory resident_memory() {
+  ResidentMemory out;
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    // Lines look like "VmRSS:\t  123456 kB".
+    if (line.rfind("VmRSS:", 0) == 0) out.rss_bytes = std::stoll(line.substr(6)) * 1024;
+    if (line.rfind("VmHWM:", 0) == 0) out.peak_bytes = std::stoll(line.substr(6)) * 1024;
+  }
+  return out;
+}
+
+void reset_peak_resident_memory() {
+  std::ofstream out("/proc/self/clear_refs");
+  out << "5";
 }
 
 }  // namespace eztinker::model

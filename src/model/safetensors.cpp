@@ -16,6 +16,7 @@
 #include <fstream>
 #include <limits>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 
 namespace eztinker::model {
@@ -82,25 +83,28 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::filesystem::pa
   std::shared_ptr<SafetensorsFile> f(new SafetensorsFile());
   f->path_ = path;
 
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail(path, std::string("cannot open: ") + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
+  // From here on, `f`'s destructor closes the descriptor and unmaps on every error path.
+  f->fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (f->fd_ < 0) {
     const int err = errno;
-    ::close(fd);
+    fail(path, std::string("cannot open: ") + std::strerror(err));
+  }
+  struct stat st {};
+  if (::fstat(f->fd_, &st) != 0) {
+    const int err = errno;
     fail(path, std::string("cannot stat: ") + std::strerror(err));
   }
   const auto file_size = static_cast<uint64_t>(st.st_size);
   if (file_size < 8) {
-    ::close(fd);
     fail(path, "truncated: " + std::to_string(file_size) + " bytes, shorter than the 8-byte header length");
   }
   // MAP_PRIVATE + PROT_WRITE: copy-on-write, so a caller writing into a returned view can
   // neither crash nor modify the file.
-  void* map = ::mmap(nullptr, file_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-  const int map_err = errno;
-  ::close(fd);
-  if (map == MAP_FAILED) fail(path, std::string("mmap failed: ") + std::strerror(map_err));
+  void* map = ::mmap(nullptr, file_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, f->fd_, 0);
+  if (map == MAP_FAILED) {
+    const int err = errno;
+    fail(path, std::string("mmap failed: ") + std::strerror(err));
+  }
   f->map_ = map;
   f->map_size_ = file_size;
   const auto* bytes = static_cast<const uint8_t*>(map);
@@ -125,6 +129,7 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::filesystem::pa
 
   const uint64_t data_size = file_size - 8 - header_len;
   f->data_ = bytes + 8 + header_len;
+  f->data_offset_ = static_cast<int64_t>(8 + header_len);
 
   std::vector<std::pair<int64_t, std::string>> by_offset;
   for (const auto& [name, entry] : header.items()) {
@@ -220,6 +225,7 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::filesystem::pa
 
 SafetensorsFile::~SafetensorsFile() {
   if (map_ != nullptr) ::munmap(map_, map_size_);
+  if (fd_ >= 0) ::close(fd_);
 }
 
 std::vector<std::string> SafetensorsFile::names() const {
@@ -252,6 +258,62 @@ torch::Tensor SafetensorsFile::get(const std::string& name) const {
   auto keep_alive = shared_from_this();
   return torch::from_blob(
       ptr, meta.shape, [keep_alive](void*) mutable { keep_alive.reset(); }, options);  // [shape]
+}
+
+void SafetensorsFile::pread_data(void* out,
+                                 int64_t bytes,
+                                 int64_t offset,
+                                 const std::string& name) const {
+  auto* dst = static_cast<char*>(out);
+  int64_t done = 0;
+  while (done < bytes) {
+    const ssize_t n = ::pread(fd_,
+                              dst + done,
+                              static_cast<size_t>(bytes - done),
+                              static_cast<off_t>(data_offset_ + offset + done));
+    if (n < 0) {
+      const int err = errno;
+      if (err == EINTR) continue;
+      fail_tensor(path_, name, std::string("read failed: ") + std::strerror(err));
+    }
+    if (n == 0) fail_tensor(path_, name, "read past the end of the file (truncated since open?)");
+    done += n;
+  }
+}
+
+void SafetensorsFile::read_into(const std::string& name, torch::Tensor dst) const {
+  const SafetensorsTensorInfo& meta = info(name);
+  if (dst.sizes() != c10::IntArrayRef(meta.shape)) {
+    std::ostringstream got;
+    got << dst.sizes();
+    fail_tensor(path_,
+                name,
+                "has shape " + shape_string(meta.shape) + " but the destination is " + got.str());
+  }
+  const torch::Dtype dtype = safetensors_dtype_from_string(meta.dtype);
+  const int64_t bytes = meta.data_end - meta.data_begin;
+  if (bytes == 0) return;
+  torch::NoGradGuard no_grad;
+  if (dst.device().is_cpu() && dst.scalar_type() == dtype && dst.is_contiguous()) {
+    pread_data(dst.data_ptr(), bytes, meta.data_begin, name);  // straight into the destination
+    return;
+  }
+  // Convert through one bounded bounce buffer; a non-contiguous dst is filled via a contiguous
+  // staging tensor of its own dtype (whole tensor; no parameter is non-contiguous in practice).
+  // target: [shape], flat: [numel]
+  torch::Tensor target =
+      dst.is_contiguous() ? dst : torch::empty_like(dst, at::MemoryFormat::Contiguous);
+  torch::Tensor flat = target.view({-1});
+  const int64_t esize = static_cast<int64_t>(c10::elementSize(dtype));
+  const int64_t numel = flat.numel();
+  const int64_t chunk = std::min(numel, std::max<int64_t>(1, kReadChunkBytes / esize));
+  torch::Tensor bounce = torch::empty({chunk}, torch::TensorOptions().dtype(dtype));  // [chunk]
+  for (int64_t begin = 0; begin < numel; begin += chunk) {
+    const int64_t n = std::min(chunk, numel - begin);
+    pread_data(bounce.data_ptr(), n * esize, meta.data_begin + begin * esize, name);
+    flat.slice(0, begin, begin + n).copy_(bounce.slice(0, 0, n));  // [n], converts
+  }
+  if (!dst.is_same(target)) dst.copy_(target);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -328,6 +390,12 @@ torch::Tensor SafetensorsCheckpoint::get(const std::string& name) const {
   auto it = where_.find(name);
   if (it == where_.end()) fail_tensor(source_, name, "missing from the checkpoint");
   return files_[it->second]->get(name);
+}
+
+void SafetensorsCheckpoint::read_into(const std::string& name, torch::Tensor dst) const {
+  auto it = where_.find(name);
+  if (it == where_.end()) fail_tensor(source_, name, "missing from the checkpoint");
+  files_[it->second]->read_into(name, std::move(dst));
 }
 
 std::filesystem::path SafetensorsCheckpoint::file_of(const std::string& name) const {

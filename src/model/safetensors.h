@@ -3,7 +3,8 @@
 // then the raw little-endian data. Reading memory-maps the file and validates the header as
 // strictly as the reference Rust implementation (offsets contiguous, in bounds, matching
 // dtype x shape, buffer fully covered); every error is a std::runtime_error naming the file and,
-// where it applies, the tensor. Sharded checkpoints (model.safetensors.index.json) are read
+// where it applies, the tensor. Bulk loads (model weights) go through read_into(), which reads
+// with pread instead of the mapping. Sharded checkpoints (model.safetensors.index.json) are read
 // through SafetensorsCheckpoint. Writing is atomic (temp file + rename).
 #pragma once
 
@@ -34,6 +35,8 @@ struct SafetensorsTensorInfo {
 // One memory-mapped, validated .safetensors file. Immutable and thread-safe after open().
 // Tensors returned by get() are zero-copy views of the private (copy-on-write) mapping and keep
 // the mapping alive through their deleter, so they stay valid after the file object is dropped.
+// The file descriptor stays open with the object, so read_into() reads the file that was
+// validated even when the path is replaced (renamed over) meanwhile.
 class SafetensorsFile : public std::enable_shared_from_this<SafetensorsFile> {
  public:
   static std::shared_ptr<SafetensorsFile> open(const std::filesystem::path& path);
@@ -48,14 +51,26 @@ class SafetensorsFile : public std::enable_shared_from_this<SafetensorsFile> {
   const SafetensorsTensorInfo& info(const std::string& name) const;
   // The tensor in its stored dtype, on CPU (a view of the mapping; cloned only when misaligned).
   torch::Tensor get(const std::string& name) const;
+  // Copies tensor `name` into `dst` (same shape; any dtype, converted; any device) with pread,
+  // never touching the mapping. note: touched pages of a file mapping count in this process's
+  // RSS until unmapped, so copying a whole checkpoint through get() peaks at parameters + file
+  // size; this peaks at parameters + one read chunk (kReadChunkBytes, only when converting
+  // dtype or device, or into a non-contiguous dst). Throws naming the file and tensor on a shape
+  // mismatch or a failed/short read (file truncated underneath).
+  void read_into(const std::string& name, torch::Tensor dst) const;
+  static constexpr int64_t kReadChunkBytes = int64_t{8} << 20;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
 
  private:
   SafetensorsFile() = default;
+  // Reads exactly `bytes` at `offset` of the data section into `out`.
+  void pread_data(void* out, int64_t bytes, int64_t offset, const std::string& name) const;
   std::filesystem::path path_;
+  int fd_ = -1;
   void* map_ = nullptr;
   size_t map_size_ = 0;
   const uint8_t* data_ = nullptr;  // start of the data section
+  int64_t data_offset_ = 0;        // its offset in the file
   std::map<std::string, SafetensorsTensorInfo> tensors_;
   std::map<std::string, std::string> metadata_;
 };
@@ -70,6 +85,8 @@ class SafetensorsCheckpoint {
   bool contains(const std::string& name) const { return where_.count(name) != 0; }
   const SafetensorsTensorInfo& info(const std::string& name) const;
   torch::Tensor get(const std::string& name) const;
+  // SafetensorsFile::read_into on the shard holding `name`.
+  void read_into(const std::string& name, torch::Tensor dst) const;
   // The file holding `name` (for messages).
   std::filesystem::path file_of(const std::string& name) const;
   const std::filesystem::path& source() const { return source_; }

@@ -2,7 +2,10 @@
 // dictionary walk) and saving back in the same layout.
 #include "model/weights.h"
 
+#include "model/cpu_runtime.h"
 #include "model/dtype.h"
+
+#include <spdlog/spdlog.h>
 
 #include <fstream>
 #include <regex>
@@ -28,6 +31,24 @@ void write_json_atomic(const std::filesystem::path& path, const nlohmann::json& 
     if (!out) throw std::runtime_error(tmp.string() + ": cannot write");
   }
   std::filesystem::rename(tmp, path);
+}
+
+// The `model` logger when the server registered one, else spdlog's default logger.
+std::shared_ptr<spdlog::logger> model_logger() {
+  auto logger = spdlog::get("model");
+  return logger ? logger : spdlog::default_logger();
+}
+
+// One debug line per load stage with the process's RSS, to see where loading holds memory.
+void log_load_stage(const std::filesystem::path& dir, const char* stage) {
+  const auto logger = model_logger();
+  if (!logger->should_log(spdlog::level::debug)) return;
+  const ResidentMemory m = resident_memory();
+  logger->debug("load {}: {}: rss {} MiB (peak {} MiB)",
+                dir.string(),
+                stage,
+                m.rss_bytes >> 20,
+                m.peak_bytes >> 20);
 }
 
 }  // namespace
@@ -56,7 +77,8 @@ void load_weights(Qwen2ForCausalLMImpl& model, const SafetensorsCheckpoint& chec
                                "from config.json) expects " + shape_string(param.sizes()) +
                                "; does config.json belong to these weights?");
     }
-    param.copy_(checkpoint.get(key));  // converts dtype and device in one pass
+    // pread, not the mapping: mapped file pages would count in RSS (see read_into).
+    checkpoint.read_into(key, param);  // converts dtype and device
   }
   if (!missing.empty()) {
     std::string list;
@@ -80,10 +102,20 @@ void load_weights(Qwen2ForCausalLMImpl& model, const SafetensorsCheckpoint& chec
 
 Qwen2ForCausalLM load_model(const std::filesystem::path& dir, torch::Dtype dtype,
                             torch::Device device) {
+  log_load_stage(dir, "start");
   const Qwen2Config config = load_qwen2_config(dir);
-  const SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint::open(dir);
   Qwen2ForCausalLM model(config, dtype, device);
-  load_weights(*model, checkpoint);
+  log_load_stage(dir, "constructed");
+  {
+    // Scoped: the files are unmapped and closed before the stage line below.
+    const SafetensorsCheckpoint checkpoint = SafetensorsCheckpoint::open(dir);
+    load_weights(*model, checkpoint);
+    log_load_stage(dir, "weights copied");
+  }
+  // Conversion buffers and the thread pool's start-up leave free heap that the tuned allocator
+  // would otherwise keep.
+  release_free_heap();
+  log_load_stage(dir, "checkpoint closed");
   return model;
 }
 

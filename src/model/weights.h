@@ -27,7 +27,10 @@ bool is_ignored_checkpoint_key(const std::string& key, const Qwen2Config& config
 // lists up to 5 of the missing names and the total.
 void load_weights(Qwen2ForCausalLMImpl& model, const SafetensorsCheckpoint& checkpoint);
 
-// Reads dir/config.json, builds the model in `dtype` on `device` and loads its weights.
+// Reads dir/config.json, builds the model in `dtype` on `device` and loads its weights. Peak
+// memory is the parameters plus at most one read chunk: the files are read with pread (never
+// through the mapping, whose touched pages would count in RSS) and closed before returning, and
+// the free heap is trimmed. Logs RSS per stage at debug level (logger `model`, else default).
 Qwen2ForCausalLM load_model(const std::filesystem::path& dir, torch::Dtype dtype,
                             torch::Device device);
 

@@ -144,6 +144,62 @@ TEST(Safetensors, ShardedIndexErrors) {
   }
 }
 
+TEST(Safetensors, ReadIntoMatchesGetAndConverts) {
+  torch::manual_seed(2);
+  TempDir dir;
+  const auto path = dir / "t.safetensors";
+  // "big" spans two read chunks in F32 (kReadChunkBytes / 4 elements each) plus a partial third.
+  const int64_t big_numel = 2 * SafetensorsFile::kReadChunkBytes / 4 + 1000;
+  NamedTensors tensors = {{"w", torch::randn({33, 17})},
+                          {"h", torch::randn({5, 7}).to(torch::kBFloat16)},
+                          {"big", torch::randn({big_numel})},
+                          {"empty", torch::empty({0, 3})}};
+  save_safetensors(path, tensors);
+  auto f = SafetensorsFile::open(path);
+  for (const auto& [name, t] : tensors) {
+    torch::Tensor same = torch::empty(t.sizes(), t.options());  // the direct pread path
+    f->read_into(name, same);
+    EXPECT_TRUE(torch::equal(same, t)) << name;
+    torch::Tensor converted = torch::empty(t.sizes(), torch::kFloat64);  // chunked conversion
+    f->read_into(name, converted);
+    EXPECT_TRUE(torch::equal(converted, t.to(torch::kFloat64))) << name;
+  }
+  torch::Tensor transposed = torch::empty({17, 33}).t();  // non-contiguous [33, 17]
+  f->read_into("w", transposed);
+  EXPECT_TRUE(torch::equal(transposed, tensors[0].second));
+  SafetensorsCheckpoint ckpt = SafetensorsCheckpoint::open(path);
+  torch::Tensor via_ckpt = torch::empty({5, 7}, torch::kFloat32);
+  ckpt.read_into("h", via_ckpt);
+  EXPECT_TRUE(torch::equal(via_ckpt, tensors[1].second.to(torch::kFloat32)));
+
+  torch::Tensor wrong = torch::empty({17, 33});
+  try {
+    f->read_into("w", wrong);
+    FAIL() << "expected a shape error";
+  } catch (const std::runtime_error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("`w`"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("[33, 17]"), std::string::npos) << msg;
+  }
+}
+
+TEST(Safetensors, ReadIntoFailsCleanlyWhenTheFileShrinksUnderneath) {
+  TempDir dir;
+  const auto path = dir / "t.safetensors";
+  save_safetensors(path, {{"a", torch::ones({64})}, {"b", torch::ones({64})}});
+  auto f = SafetensorsFile::open(path);
+  std::filesystem::resize_file(path, std::filesystem::file_size(path) - 100);
+  torch::Tensor out = torch::empty({64});
+  try {
+    f->read_into("b", out);  // a view from get() would SIGBUS here instead
+    FAIL() << "expected a read error";
+  } catch (const std::runtime_error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("`b`"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("truncated"), std::string::npos) << msg;
+  }
+}
+
 TEST(Safetensors, MissingTensorNamesFileAndTensor) {
   TempDir dir;
   const auto path = dir / "t.safetensors";
