@@ -9,7 +9,7 @@
 #include "engine/engine.h"
 #include "model/cpu_runtime.h"
 #include "model/random_model.h"
-#include "sampling/small_linear.h"
+#include "model/small_linear.h"
 
 #include <nlohmann/json.hpp>
 

@@ -5,6 +5,7 @@
 #include "model/qwen2.h"
 
 #include "model/cpu_runtime.h"
+#include "model/small_linear.h"
 
 #include <cmath>
 #include <limits>
@@ -116,9 +117,16 @@ torch::Tensor Qwen2LinearImpl::forward(const torch::Tensor& x,
                                        const torch::Tensor& x32) {
   torch::Tensor y;
   const int64_t in = weight.size(1);
-  if (x.scalar_type() == torch::kFloat32 && x.numel() == in && x.device().is_cpu()) {
+  const int64_t rows = x.numel() / in;
+  const bool needs_grad = torch::GradMode::is_enabled() && x.requires_grad();
+  if (rows <= kernels::kSmallLinearMaxRows && !needs_grad && x.device().is_cpu() &&
+      kernels::small_linear_supported(weight)) {
+    // Decode steps (a few rows, no autograd): bf16 linear() re-lays-out the whole weight in
+    // oneDNN on every call; the matrix-vector kernel reads each weight byte once (issue 7).
+    y = kernels::small_linear(x, weight, bias, weight.scalar_type());  // [..., out]
+  } else if (x.scalar_type() == torch::kFloat32 && rows == 1 && x.device().is_cpu()) {
     // One fp32 row (batch-1 decode): OpenBLAS gemv runs at about twice the bandwidth of the
-    // one-row gemm that linear() picks (issue 7). bf16 stays on linear (oneDNN is faster).
+    // one-row gemm that linear() picks (issue 7).
     std::vector<int64_t> shape = x.sizes().vec();
     shape.back() = weight.size(0);
     y = torch::mv(weight, x.reshape({in}));   // [out]

@@ -1,7 +1,7 @@
 // Decode loop with a preallocated KV cache (see generate.h).
 #include "sampling/generate.h"
 
-#include "sampling/small_linear.h"
+#include "model/small_linear.h"
 
 #include <c10/core/InferenceMode.h>
 
@@ -14,7 +14,7 @@ namespace {
 // 136 M-parameter lm_head per call), else the model's own lm_head.
 torch::Tensor step_logits(model::Qwen2ForCausalLMImpl& model, const torch::Tensor& hidden) {
   const auto weight = model.lm_head_weight();
-  if (hidden.size(0) <= 8 && kernels::small_linear_supported(weight)) {
+  if (hidden.size(0) <= kernels::kSmallLinearMaxRows && kernels::small_linear_supported(weight)) {
     return kernels::small_linear(hidden.squeeze(1), weight, {}, torch::kFloat32);  // [A, V]
   }
   return model.logits(hidden).squeeze(1);  // [A, V]

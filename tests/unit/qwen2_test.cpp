@@ -236,6 +236,27 @@ TEST(Qwen2, KvCacheBatchOneDecode) {
   }
 }
 
+TEST(Qwen2, KvCacheDecodeBf16MatchesFullForward) {
+  // bf16 decode steps of <= 8 rows take the matrix-vector kernel in Qwen2Linear (on CPUs with
+  // avx512_bf16; linear() elsewhere); the full forward takes oneDNN's GEMM. Both round to bf16
+  // between layers, so they agree to bf16 precision, not bit for bit.
+  auto m = tiny_qwen2(6, /*tied=*/false, torch::kBFloat16);
+  torch::Tensor ids = random_ids(3, 8);
+  torch::Tensor full = m->forward(ids);  // [3, 8, V] fp32
+  KVCache cache = m->make_cache(3, 8);
+  ForwardOptions opt;
+  opt.cache = &cache;
+  using torch::indexing::Slice;
+  m->forward(ids.index({Slice(), Slice(0, 4)}), opt);
+  const double range = full.abs().max().item<double>();
+  for (int64_t t = 4; t < 8; ++t) {
+    torch::Tensor step = m->forward(ids.index({Slice(), Slice(t, t + 1)}), opt);  // [3, 1, V]
+    EXPECT_LT(max_abs_diff(step, full.index({Slice(), Slice(t, t + 1)})), 0.03 * range) << t;
+    EXPECT_EQ(step.argmax(-1).ne(full.index({Slice(), Slice(t, t + 1)}).argmax(-1)).sum().item<int64_t>(),
+              0) << t;
+  }
+}
+
 TEST(Qwen2, KvCacheDecodeWithLeftPadding) {
   auto m = tiny_qwen2();
   torch::Tensor a = random_ids(1, 6, 256, 3);

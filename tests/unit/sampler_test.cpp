@@ -3,7 +3,7 @@
 // length). The model-driven decode loop (KV cache, batched num_samples) is tested in
 // engine_test.cpp on a tiny model.
 #include "sampling/sampler.h"
-#include "sampling/small_linear.h"
+#include "model/small_linear.h"
 
 #include <gtest/gtest.h>
 

@@ -11,6 +11,9 @@
 
 namespace eztinker::kernels {
 
+// The most rows of x that small_linear computes itself (more go to torch::linear).
+constexpr int64_t kSmallLinearMaxRows = 8;
+
 // True when small_linear would take the AVX512-BF16 path for this weight.
 bool small_linear_supported(const torch::Tensor& weight);
 

@@ -1,6 +1,6 @@
 // AVX512-BF16 matrix-vector kernel (see small_linear.h). Four output rows per iteration share
 // the loads of x; 32 bf16 pairs per vdpbf16ps; a masked tail handles K % 32 != 0.
-#include "sampling/small_linear.h"
+#include "model/small_linear.h"
 
 #include "model/dtype.h"
 
@@ -15,8 +15,6 @@
 namespace eztinker::kernels {
 
 namespace {
-
-constexpr int64_t kMaxRows = 8;
 
 // y[m, n] = sum_k w[n, k] * x[m, k]; w, x bf16 (raw uint16), y fp32. Rows [n0, n1).
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) void gemv_rows(
@@ -85,7 +83,7 @@ torch::Tensor small_linear(const torch::Tensor& x, const torch::Tensor& weight,
   const int64_t k = weight.size(1);
   const int64_t n = weight.size(0);
   const int64_t m_rows = x.numel() / k;
-  if (!small_linear_supported(weight) || m_rows > kMaxRows || x.size(-1) != k ||
+  if (!small_linear_supported(weight) || m_rows > kSmallLinearMaxRows || x.size(-1) != k ||
       !x.device().is_cpu()) {
     auto b = bias.defined() ? bias.to(weight.scalar_type()) : bias;                // [N]
     return torch::linear(x.to(weight.scalar_type()), weight, b).to(out_dtype);  // [..., N]
