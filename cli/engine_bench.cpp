@@ -12,6 +12,7 @@
 #include "model/small_linear.h"
 
 #include <nlohmann/json.hpp>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <algorithm>
 #include <chrono>
@@ -43,6 +44,7 @@ struct BenchOptions {
   bool reference = false;
   std::string reference_script;  // default: <source>/bench/reference_pytorch.py next to the binary
   std::string rows = "all";      // all | train | decode | kernels
+  std::string profile;           // write a libtorch profiler trace of one fb 1x256 here
 };
 
 // Current and peak resident set size in bytes (VmRSS, VmHWM).
@@ -158,6 +160,16 @@ nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype) {
     result["forward_backward_4x128_tok_s"] = stat_json(stats(fb4));
     result["forward_1x256_tok_s"] = stat_json(stats(fwd));
     result["optim_step_ms"] = stat_json(stats(opt));
+    if (!o.profile.empty()) {
+      // One extra forward_backward 1x256 under the legacy autograd profiler (chrome://tracing
+      // JSON): which ops take the time outside the GEMMs.
+      {
+        torch::autograd::profiler::RecordProfile guard(o.profile);
+        engine.forward(run.run_id, one, {}, true);
+      }
+      engine.optim_step(run.run_id, adam);
+      std::cerr << "  wrote profiler trace of one fb1x256 to " << o.profile << "\n";
+    }
     result["peak_rss_train"] = rss_bytes().second;
   }
 
@@ -187,6 +199,15 @@ nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype) {
     }
     result["sample_batch1_tok_s"] = stat_json(stats(d1));
     result["sample_4_total_tok_s"] = stat_json(stats(d4));
+    if (!o.profile.empty()) {
+      s.num_samples = 1;
+      const std::string path = o.profile + ".decode";
+      {
+        torch::autograd::profiler::RecordProfile guard(path);
+        engine.sample(s);
+      }
+      std::cerr << "  wrote profiler trace of one batch-1 sample to " << path << "\n";
+    }
   }
 
   // 8 runs on one base: each gets gradients and optimizer moments (one step).
@@ -360,6 +381,10 @@ void register_bench_command(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--threads", opts->threads, "Intra-op threads (0 = libtorch default)");
   cmd->add_option("--repeats", opts->repeats, "Timed repeats per row (after one warm-up)");
   cmd->add_option("--rows", opts->rows, "all | train | decode | kernels (decode matvec micro-bench)");
+  cmd->add_option("--profile", opts->profile,
+                  "Write a libtorch profiler trace (chrome://tracing JSON) of one extra "
+                  "forward_backward 1x256 to this file (train rows) and of one batch-1 sample to "
+                  "FILE.decode (decode rows)");
   cmd->add_flag("--reference", opts->reference,
                 "Also run bench/reference_pytorch.py (PyTorch eager + LoRA) and print ratios");
   cmd->add_option("--reference-script", opts->reference_script, "Path to reference_pytorch.py");

@@ -119,10 +119,22 @@ torch::Tensor Qwen2LinearImpl::forward(const torch::Tensor& x,
   const int64_t in = weight.size(1);
   const int64_t rows = x.numel() / in;
   const bool needs_grad = torch::GradMode::is_enabled() && x.requires_grad();
+  const lora::LoraPair* pair = adapter != nullptr ? adapter->find(path_) : nullptr;
   if (rows <= kernels::kSmallLinearMaxRows && !needs_grad && x.device().is_cpu() &&
       kernels::small_linear_supported(weight)) {
     // Decode steps (a few rows, no autograd): bf16 linear() re-lays-out the whole weight in
     // oneDNN on every call; the matrix-vector kernel reads each weight byte once (issue 7).
+    // An inference-time LoRA pair folds into the kernel's fp32 accumulator, which replaces the
+    // six small tensor ops of the generic path below (their dispatch cost dominated decoding).
+    const bool lora_grad = pair != nullptr && torch::GradMode::is_enabled() &&
+                           (pair->a.requires_grad() || pair->b.requires_grad());
+    const bool lora_dropout = pair != nullptr && adapter->training && adapter->config.lora_dropout > 0;
+    if (pair != nullptr && !lora_grad && !lora_dropout) {
+      const kernels::SmallLinearLora lora{pair->a, pair->b, adapter->config.scaling()};
+      if (kernels::small_linear_lora_supported(weight, lora)) {
+        return kernels::small_linear(x, weight, bias, lora, weight.scalar_type());  // [..., out]
+      }
+    }
     y = kernels::small_linear(x, weight, bias, weight.scalar_type());  // [..., out]
   } else if (x.scalar_type() == torch::kFloat32 && rows == 1 && x.device().is_cpu()) {
     // One fp32 row (batch-1 decode): OpenBLAS gemv runs at about twice the bandwidth of the
@@ -135,8 +147,6 @@ torch::Tensor Qwen2LinearImpl::forward(const torch::Tensor& x,
   } else {
     y = torch::linear(x, weight, bias);       // [..., out] base dtype
   }
-  if (adapter == nullptr) return y;
-  const lora::LoraPair* pair = adapter->find(path_);
   if (pair == nullptr) return y;
   // PEFT: result + lora_B(lora_A(dropout(x))) * scaling, computed in the LoRA dtype (fp32).
   torch::Tensor xin = x32.defined() ? x32 : x.to(pair->a.scalar_type());  // [..., in] fp32

@@ -1,5 +1,5 @@
-// AVX512-BF16 matrix-vector kernel (see small_linear.h). Four output rows per iteration share
-// the loads of x; 32 bf16 pairs per vdpbf16ps; a masked tail handles K % 32 != 0.
+// AVX512-BF16 matrix-vector kernel (see small_linear.h): blocks of weight rows share the loads
+// of x; 32 bf16 pairs per vdpbf16ps; fp32 epilogue (bias, LoRA) and one rounding to the output.
 #include "model/small_linear.h"
 
 #include "model/dtype.h"
@@ -16,58 +16,144 @@ namespace eztinker::kernels {
 
 namespace {
 
-// y[m, n] = sum_k w[n, k] * x[m, k]; w, x bf16 (raw uint16), y fp32. Rows [n0, n1).
+// y[m, r..r+R) = w[r..r+R) . x[m] for one block of R weight rows; w, x bf16 (raw uint16),
+// y fp32. R accumulators share each load of x; a masked load handles K % 32 != 0.
+template <int R>
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) inline void gemv_block(
+    const uint16_t* w, const uint16_t* x, float* y, int64_t m_rows, int64_t k, int64_t n,
+    int64_t r) {
+  const int64_t full = k / 32 * 32;
+  const __mmask32 tail_mask = static_cast<__mmask32>((uint64_t{1} << (k - full)) - 1);
+  const uint16_t* block = w + r * k;
+  for (int64_t m = 0; m < m_rows; ++m) {
+    const uint16_t* xm = x + m * k;
+    __m512 acc[R];
+    for (int j = 0; j < R; ++j) acc[j] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i < full; i += 32) {
+      const __m512bh xv = (__m512bh)_mm512_loadu_si512(xm + i);
+      for (int j = 0; j < R; ++j) {
+        acc[j] = _mm512_dpbf16_ps(acc[j], (__m512bh)_mm512_loadu_si512(block + j * k + i), xv);
+      }
+    }
+    if (i < k) {
+      const __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, xm + i);
+      for (int j = 0; j < R; ++j) {
+        acc[j] = _mm512_dpbf16_ps(
+            acc[j], (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, block + j * k + i), xv);
+      }
+    }
+    for (int j = 0; j < R; ++j) y[m * n + r + j] = _mm512_reduce_add_ps(acc[j]);
+  }
+}
+
+// y[m, n] = sum_k w[n, k] * x[m, k] for rows [n0, n1). Blocks of 8 rows: measured on one core
+// of the target CPU over 1 GB of weights, 8 rows per pass read 13.0 GB/s, 4 rows 11.4, 16 rows
+// 12.0 (a plain streaming sum reaches 19.7).
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) void gemv_rows(
     const uint16_t* w, const uint16_t* x, float* y, int64_t m_rows, int64_t k, int64_t n,
     int64_t n0, int64_t n1) {
-  const int64_t full = k / 32 * 32;
-  const __mmask32 tail_mask = static_cast<__mmask32>((uint64_t{1} << (k - full)) - 1);
   int64_t r = n0;
-  for (; r + 4 <= n1; r += 4) {
-    for (int64_t m = 0; m < m_rows; ++m) {
-      const uint16_t* xm = x + m * k;
-      __m512 acc0 = _mm512_setzero_ps();
-      __m512 acc1 = _mm512_setzero_ps();
-      __m512 acc2 = _mm512_setzero_ps();
-      __m512 acc3 = _mm512_setzero_ps();
-      int64_t i = 0;
-      for (; i < full; i += 32) {
-        const __m512bh xv = (__m512bh)_mm512_loadu_si512(xm + i);
-        acc0 = _mm512_dpbf16_ps(acc0, (__m512bh)_mm512_loadu_si512(w + (r + 0) * k + i), xv);
-        acc1 = _mm512_dpbf16_ps(acc1, (__m512bh)_mm512_loadu_si512(w + (r + 1) * k + i), xv);
-        acc2 = _mm512_dpbf16_ps(acc2, (__m512bh)_mm512_loadu_si512(w + (r + 2) * k + i), xv);
-        acc3 = _mm512_dpbf16_ps(acc3, (__m512bh)_mm512_loadu_si512(w + (r + 3) * k + i), xv);
-      }
-      if (i < k) {
-        const __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, xm + i);
-        acc0 = _mm512_dpbf16_ps(acc0, (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, w + (r + 0) * k + i), xv);
-        acc1 = _mm512_dpbf16_ps(acc1, (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, w + (r + 1) * k + i), xv);
-        acc2 = _mm512_dpbf16_ps(acc2, (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, w + (r + 2) * k + i), xv);
-        acc3 = _mm512_dpbf16_ps(acc3, (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, w + (r + 3) * k + i), xv);
-      }
-      float* ym = y + m * n;
-      ym[r + 0] = _mm512_reduce_add_ps(acc0);
-      ym[r + 1] = _mm512_reduce_add_ps(acc1);
-      ym[r + 2] = _mm512_reduce_add_ps(acc2);
-      ym[r + 3] = _mm512_reduce_add_ps(acc3);
+  for (; r + 8 <= n1; r += 8) gemv_block<8>(w, x, y, m_rows, k, n, r);
+  for (; r < n1; ++r) gemv_block<1>(w, x, y, m_rows, k, n, r);
+}
+
+// x rows as fp32 for the LoRA term: exact for bf16 x (widening), the original values for fp32.
+float x_at(const torch::Tensor& x_rows, int64_t i) {
+  if (x_rows.scalar_type() == torch::kFloat32) return x_rows.data_ptr<float>()[i];
+  return static_cast<float>(x_rows.data_ptr<at::BFloat16>()[i]);
+}
+
+// One output element's epilogue: + bias + B[n] . xa[m] (xa already scaled).
+struct Epilogue {
+  const at::BFloat16* bias_bf16 = nullptr;
+  const float* bias_f32 = nullptr;
+  const float* b = nullptr;   // [N, r]
+  const float* xa = nullptr;  // [M, r]
+  int64_t r = 0;
+
+  float apply(float v, int64_t m, int64_t i) const {
+    if (bias_bf16 != nullptr) v += static_cast<float>(bias_bf16[i]);
+    if (bias_f32 != nullptr) v += bias_f32[i];
+    if (b != nullptr) {
+      const float* bi = b + i * r;
+      const float* xm = xa + m * r;
+      float acc = 0.0f;
+      for (int64_t j = 0; j < r; ++j) acc += bi[j] * xm[j];
+      v += acc;
+    }
+    return v;
+  }
+};
+
+torch::Tensor small_linear_impl(const torch::Tensor& x, const torch::Tensor& weight,
+                                const torch::Tensor& bias, const SmallLinearLora* lora,
+                                torch::Dtype out_dtype) {
+  const int64_t k = weight.size(1);
+  const int64_t n = weight.size(0);
+  const int64_t m_rows = x.numel() / k;
+  torch::Tensor x_rows = x.reshape({m_rows, k}).contiguous();         // [M, K]
+  torch::Tensor xb = x_rows.to(torch::kBFloat16).contiguous();       // [M, K] bf16
+  torch::Tensor y = torch::empty({m_rows, n}, x.options().dtype(torch::kFloat32));  // [M, N]
+
+  Epilogue epi;
+  torch::Tensor bias_c;
+  if (bias.defined()) {
+    bias_c = bias.contiguous();  // [N]
+    if (bias_c.scalar_type() == torch::kBFloat16) {
+      epi.bias_bf16 = bias_c.data_ptr<at::BFloat16>();
+    } else {
+      bias_c = bias_c.to(torch::kFloat32);
+      epi.bias_f32 = bias_c.data_ptr<float>();
     }
   }
-  for (; r < n1; ++r) {
+  // LoRA first half, xa = scaling * x A^T: [M, r]. r * K multiply-adds per row, done before the
+  // parallel region so each task can add B xa to its slice of outputs.
+  std::vector<float> xa;
+  if (lora != nullptr) {
+    const int64_t r = lora->a.size(0);
+    const float* a = lora->a.data_ptr<float>();
+    std::vector<float> xrow(static_cast<size_t>(k));
+    xa.resize(static_cast<size_t>(m_rows * r));
     for (int64_t m = 0; m < m_rows; ++m) {
-      const uint16_t* xm = x + m * k;
-      __m512 acc = _mm512_setzero_ps();
-      int64_t i = 0;
-      for (; i < full; i += 32) {
-        acc = _mm512_dpbf16_ps(acc, (__m512bh)_mm512_loadu_si512(w + r * k + i),
-                               (__m512bh)_mm512_loadu_si512(xm + i));
+      for (int64_t i = 0; i < k; ++i) xrow[static_cast<size_t>(i)] = x_at(x_rows, m * k + i);
+      for (int64_t j = 0; j < r; ++j) {
+        const float* aj = a + j * k;
+        float acc = 0.0f;
+        for (int64_t i = 0; i < k; ++i) acc += aj[i] * xrow[static_cast<size_t>(i)];
+        xa[static_cast<size_t>(m * r + j)] = acc * static_cast<float>(lora->scaling);
       }
-      if (i < k) {
-        acc = _mm512_dpbf16_ps(acc, (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, w + r * k + i),
-                               (__m512bh)_mm512_maskz_loadu_epi16(tail_mask, xm + i));
-      }
-      y[m * n + r] = _mm512_reduce_add_ps(acc);
     }
+    epi.b = lora->b.data_ptr<float>();
+    epi.xa = xa.data();
+    epi.r = r;
   }
+
+  const bool write_bf16 = out_dtype == torch::kBFloat16;
+  torch::Tensor out = write_bf16 ? torch::empty({m_rows, n}, x.options().dtype(torch::kBFloat16))
+                                 : y;  // [M, N]
+  const auto* wp = reinterpret_cast<const uint16_t*>(weight.data_ptr<at::BFloat16>());
+  const auto* xp = reinterpret_cast<const uint16_t*>(xb.data_ptr<at::BFloat16>());
+  float* yp = y.data_ptr<float>();
+  at::BFloat16* op = write_bf16 ? out.data_ptr<at::BFloat16>() : nullptr;
+  // Grain: 256 rows x K bf16 is >= 229 KB for K = 896, enough to amortise a task.
+  at::parallel_for(0, n, 256, [&](int64_t n0, int64_t n1) {
+    gemv_rows(wp, xp, yp, m_rows, k, n, n0, n1);
+    for (int64_t m = 0; m < m_rows; ++m) {
+      for (int64_t i = n0; i < n1; ++i) {
+        const float v = epi.apply(yp[m * n + i], m, i);
+        if (op != nullptr) {
+          op[m * n + i] = static_cast<at::BFloat16>(v);
+        } else {
+          yp[m * n + i] = v;
+        }
+      }
+    }
+  });
+  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+  shape.back() = n;
+  out = out.view(shape);                                      // [..., N]
+  return out.scalar_type() == out_dtype ? out : out.to(out_dtype);
 }
 
 }  // namespace
@@ -78,31 +164,37 @@ bool small_linear_supported(const torch::Tensor& weight) {
          weight.dim() == 2 && weight.is_contiguous();
 }
 
+bool small_linear_lora_supported(const torch::Tensor& weight, const SmallLinearLora& lora) {
+  const auto ok = [](const torch::Tensor& t) {
+    return t.defined() && t.device().is_cpu() && t.scalar_type() == torch::kFloat32 &&
+           t.dim() == 2 && t.is_contiguous();
+  };
+  return small_linear_supported(weight) && ok(lora.a) && ok(lora.b) &&
+         lora.a.size(1) == weight.size(1) && lora.b.size(0) == weight.size(0) &&
+         lora.b.size(1) == lora.a.size(0);
+}
+
 torch::Tensor small_linear(const torch::Tensor& x, const torch::Tensor& weight,
                            const torch::Tensor& bias, torch::Dtype out_dtype) {
   const int64_t k = weight.size(1);
-  const int64_t n = weight.size(0);
   const int64_t m_rows = x.numel() / k;
   if (!small_linear_supported(weight) || m_rows > kSmallLinearMaxRows || x.size(-1) != k ||
       !x.device().is_cpu()) {
     auto b = bias.defined() ? bias.to(weight.scalar_type()) : bias;                // [N]
     return torch::linear(x.to(weight.scalar_type()), weight, b).to(out_dtype);  // [..., N]
   }
-  auto xb = x.reshape({m_rows, k}).to(torch::kBFloat16).contiguous();  // [M, K] bf16
-  auto y = torch::empty({m_rows, n}, x.options().dtype(torch::kFloat32));  // [M, N] fp32
-  const auto* wp = reinterpret_cast<const uint16_t*>(weight.data_ptr<at::BFloat16>());
-  const auto* xp = reinterpret_cast<const uint16_t*>(xb.data_ptr<at::BFloat16>());
-  float* yp = y.data_ptr<float>();
-  // Grain: 256 rows x K bf16 is >= 229 KB for K = 896, enough to amortise a task.
-  at::parallel_for(0, n, 256, [&](int64_t n0, int64_t n1) {
-    gemv_rows(wp, xp, yp, m_rows, k, n, n0, n1);
-  });
-  if (bias.defined()) {
-    y.add_(bias.to(torch::kFloat32));  // [M, N]
-  }
-  std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
-  shape.back() = n;
-  return y.view(shape).to(out_dtype);  // [..., N]
+  return small_linear_impl(x, weight, bias, nullptr, out_dtype);  // [..., N]
+}
+
+torch::Tensor small_linear(const torch::Tensor& x, const torch::Tensor& weight,
+                           const torch::Tensor& bias, const SmallLinearLora& lora,
+                           torch::Dtype out_dtype) {
+  const int64_t k = weight.size(1);
+  TORCH_CHECK(small_linear_lora_supported(weight, lora) && x.size(-1) == k &&
+                  x.numel() / k <= kSmallLinearMaxRows && x.device().is_cpu(),
+              "small_linear with LoRA: unsupported shapes/dtypes (check "
+              "small_linear_lora_supported first)");
+  return small_linear_impl(x, weight, bias, &lora, out_dtype);  // [..., N]
 }
 
 }  // namespace eztinker::kernels

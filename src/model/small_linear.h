@@ -23,4 +23,21 @@ bool small_linear_supported(const torch::Tensor& weight);
 torch::Tensor small_linear(const torch::Tensor& x, const torch::Tensor& weight,
                            const torch::Tensor& bias, torch::Dtype out_dtype);
 
+// An fp32 LoRA pair to fold into small_linear's fp32 accumulator: y += scaling * B (A x).
+struct SmallLinearLora {
+  torch::Tensor a;       // [r, K] fp32, contiguous
+  torch::Tensor b;       // [N, r] fp32, contiguous
+  double scaling = 1.0;
+};
+
+// True when small_linear can fold this pair (fp32, contiguous, CPU, shapes matching weight).
+bool small_linear_lora_supported(const torch::Tensor& weight, const SmallLinearLora& lora);
+
+// small_linear plus the LoRA term, in one pass and one rounding to `out_dtype`:
+// y = x W^T + bias + scaling * (x_fp32 A^T) B^T. The LoRA term uses x at its own precision (a
+// bf16 x is exact in fp32), as the training path does. Requires small_linear_lora_supported.
+torch::Tensor small_linear(const torch::Tensor& x, const torch::Tensor& weight,
+                           const torch::Tensor& bias, const SmallLinearLora& lora,
+                           torch::Dtype out_dtype);
+
 }  // namespace eztinker::kernels

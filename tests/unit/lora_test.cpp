@@ -136,6 +136,41 @@ TEST(LoraForward, BasePlusDeltaEqualsMergedWeights) {
   EXPECT_FALSE(torch::equal(with_lora, m->forward(ids, opt)));  // dropout while training
 }
 
+TEST(LoraForward, Bf16DecodeStepsWithAdapterMatchFullForward) {
+  // On a bf16 base, decode steps of <= 8 rows fold the LoRA pair into the matrix-vector kernel
+  // (when the CPU has avx512_bf16); the full forward takes linear() + the autograd LoRA path.
+  auto m = tiny_qwen2(7, /*tied=*/false, torch::kBFloat16);
+  LoraConfig cfg;
+  cfg.r = 4;
+  cfg.lora_alpha = 8;
+  LoraAdapter ad = create_lora_adapter(cfg, *m, 3);
+  torch::manual_seed(6);
+  {
+    torch::NoGradGuard ng;
+    for (auto& [path, pair] : ad.modules) pair.b.normal_(0.0, 0.05);
+  }
+  torch::NoGradGuard ng;
+  torch::Tensor ids = random_ids(2, 8);
+  model::ForwardOptions full_opt;
+  full_opt.adapter = &ad;
+  torch::Tensor full = m->forward(ids, full_opt);           // [2, 8, V] fp32
+  torch::Tensor bare = m->forward(ids);                     // [2, 8, V]
+  model::KVCache cache = m->make_cache(2, 8);
+  model::ForwardOptions step_opt;
+  step_opt.adapter = &ad;
+  step_opt.cache = &cache;
+  using torch::indexing::Slice;
+  m->forward(ids.index({Slice(), Slice(0, 5)}), step_opt);  // prefill
+  const double range = full.abs().max().item<double>();
+  for (int64_t t = 5; t < 8; ++t) {
+    torch::Tensor step = m->forward(ids.index({Slice(), Slice(t, t + 1)}), step_opt);  // [2, 1, V]
+    torch::Tensor want = full.index({Slice(), Slice(t, t + 1)});
+    EXPECT_LT(max_abs_diff(step, want), 0.03 * range) << t;
+    // The adapter's effect is far above that tolerance, so a step that dropped it would fail.
+    EXPECT_GT(max_abs_diff(want, bare.index({Slice(), Slice(t, t + 1)})), 0.1 * range) << t;
+  }
+}
+
 TEST(LoraForward, GradientsOnlyOnLora) {
   auto m = tiny_qwen2(2, /*tied=*/true, torch::kBFloat16);
   LoraAdapter ad = create_lora_adapter(LoraConfig{}, *m, 3);

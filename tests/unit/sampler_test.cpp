@@ -185,5 +185,33 @@ TEST(SmallLinear, MatchesFp32ReferenceOnBf16Weights) {
   }
 }
 
+TEST(SmallLinear, FoldsLoraIntoTheAccumulator) {
+  torch::manual_seed(13);
+  auto w = torch::randn({37, 70}).to(torch::kBFloat16);           // [N, K]
+  auto bias = torch::randn({37}).to(torch::kBFloat16);            // [N] bf16, as Qwen2's q/k/v
+  kernels::SmallLinearLora lora{torch::randn({4, 70}), torch::randn({37, 4}), 0.75};  // r = 4
+  if (!kernels::small_linear_lora_supported(w, lora)) GTEST_SKIP() << "CPU lacks avx512_bf16";
+  for (int64_t m : {1, 5}) {
+    auto x = torch::randn({m, 1, 70}).to(torch::kBFloat16);       // [M, 1, K]
+    auto x32 = x.to(torch::kFloat32);
+    // Independent reference in fp32: base + bias + scaling * (x A^T) B^T.
+    auto expected = torch::linear(x32, w.to(torch::kFloat32), bias.to(torch::kFloat32)) +
+                    torch::linear(torch::linear(x32, lora.a), lora.b) * lora.scaling;  // [M, 1, N]
+    auto got32 = kernels::small_linear(x, w, bias, lora, torch::kFloat32);
+    ASSERT_EQ(got32.sizes(), expected.sizes());
+    EXPECT_LT((got32 - expected).abs().max().item<double>(), 1e-3) << "M=" << m;
+    // bf16 output: the same values rounded once (bf16 keeps 8 bits: relative 2^-8).
+    auto got16 = kernels::small_linear(x, w, bias, lora, torch::kBFloat16);
+    EXPECT_EQ(got16.scalar_type(), torch::kBFloat16);
+    auto rel = ((got16.to(torch::kFloat32) - expected).abs() / (expected.abs() + 1e-3));
+    EXPECT_LT(rel.max().item<double>(), 1.0 / 128) << "M=" << m;
+  }
+  // A pair whose shapes do not match the weight is refused, never read out of bounds.
+  kernels::SmallLinearLora wrong{torch::randn({4, 71}), torch::randn({37, 4}), 1.0};
+  EXPECT_FALSE(kernels::small_linear_lora_supported(w, wrong));
+  EXPECT_THROW(kernels::small_linear(torch::randn({1, 70}), w, bias, wrong, torch::kFloat32),
+               c10::Error);
+}
+
 }  // namespace
 }  // namespace eztinker::sampling
