@@ -22,7 +22,7 @@ packages=(
   libtorch-dev libopenblas0-openmp        # libtorch + a fast system BLAS (reference BLAS is ~40x slower)
   libcpp-httplib-dev libssl-dev zlib1g-dev libbrotli-dev
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
-  libsentencepiece-dev libprotobuf-dev libpcre2-dev libutf8proc-dev  # protobuf: see src/CMakeLists.txt
+  libsentencepiece-dev libpcre2-dev libutf8proc-dev
   libgtest-dev libgmock-dev
 )
 if [ "$reference" = 1 ]; then packages+=(python3-torch); fi

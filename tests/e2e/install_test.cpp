@@ -2,6 +2,7 @@
 // of tree against it with find_package(eztinker) and with pkg-config: proves a user needs only
 // the installed headers/libs plus nlohmann-json and cpp-httplib (no libtorch, no source tree).
 // The out-of-tree example_client_api then runs against a real server (tiny model) and exits 0.
+// Also checks the install carries the SentencePiece shim the `eztinker` binary dlopens.
 // Every command runs under `timeout`; its output goes to a log printed on failure.
 #include "e2e_fixture.h"
 
@@ -49,6 +50,16 @@ TEST_F(InstallE2E, OutOfTreeBuildAgainstInstalledPackage) {
   EXPECT_TRUE(std::filesystem::exists(installed / "include/eztinker/version.h"));
   EXPECT_TRUE(std::filesystem::exists(installed / "lib/cmake/eztinker/eztinkerConfig.cmake"));
   EXPECT_TRUE(std::filesystem::exists(installed / "lib/pkgconfig/eztinker.pc"));
+  // The installed `eztinker` dlopens the SentencePiece shim from <bindir>/../<libdir>/eztinker/
+  // (src/tokenizer/sentencepiece_tokenizer.cpp); without it SentencePiece models cannot load.
+  // note: a runtime check would pass anyway (the binary falls back to the build-tree shim).
+  const auto shim = installed / "lib/eztinker/eztinker_sentencepiece_shim.so";
+  EXPECT_TRUE(std::filesystem::is_regular_file(installed / "bin/eztinker"));
+  ASSERT_TRUE(std::filesystem::is_regular_file(shim)) << shim << " not installed (cmake/CMakeLists.txt)";
+  ASSERT_EQ(sh("nm -D --defined-only " + shim.string(), 30), 0) << log();
+  const std::string shim_symbols = testing::read_file(log_);
+  EXPECT_NE(shim_symbols.find(" ezt_spm_abi_version"), std::string::npos) << shim_symbols;
+  EXPECT_NE(shim_symbols.find(" ezt_spm_load"), std::string::npos) << shim_symbols;
   // No engine / server / torch headers in the client package.
   EXPECT_FALSE(std::filesystem::exists(installed / "include/torch"));
   EXPECT_FALSE(std::filesystem::exists(installed / "include/eztinker/tokenizer.h"));
