@@ -98,12 +98,52 @@ LoraAdapter create_lora_adapter(const LoraConfig& config,
 
 namespace detail {
 
+namespace {
+
+// The LoRA branch scaling * (x A^T) B^T as one autograd node. Written out because the two
+// linear() nodes of the plain formula keep an fp32 copy of x alive until backward (for a bf16
+// base: twice the bytes of the bf16 activation, which the graph holds anyway) and spend a full
+// pass over the [N, out] output on the scaling. Here x is saved at its own precision and
+// widened only inside backward, and the scaling lives on the [N, r] intermediate.
+class LoraBranchFunction : public torch::autograd::Function<LoraBranchFunction> {
+ public:
+  // x: [N, in] (any float dtype), a: [r, in], b: [out, r] (LoRA dtype) -> [N, out] LoRA dtype.
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& a, const torch::Tensor& b, double scaling) {
+    torch::Tensor xa = torch::mm(x.to(a.scalar_type()), a.t()).mul_(scaling);  // [N, r]
+    ctx->save_for_backward({x, a, b, xa});
+    ctx->saved_data["scaling"] = scaling;
+    return torch::mm(xa, b.t());  // [N, out]
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor& x = saved[0];   // [N, in]
+    const torch::Tensor& a = saved[1];   // [r, in]
+    const torch::Tensor& b = saved[2];   // [out, r]
+    const torch::Tensor& xa = saved[3];  // [N, r], already scaled
+    const double scaling = ctx->saved_data["scaling"].toDouble();
+    torch::Tensor g = grads[0].to(a.scalar_type());            // [N, out]
+    torch::Tensor grad_b = torch::mm(g.t(), xa);               // [out, r]
+    torch::Tensor grad_xa = torch::mm(g, b).mul_(scaling);     // [N, r]: d/d(x A^T)
+    torch::Tensor grad_a = torch::mm(grad_xa.t(), x.to(a.scalar_type()));  // [r, in]
+    torch::Tensor grad_x;
+    if (ctx->needs_input_grad(0)) grad_x = torch::mm(grad_xa, a).to(x.scalar_type());  // [N, in]
+    return {grad_x, grad_a, grad_b, torch::Tensor()};
+  }
+};
+
+}  // namespace
+
 torch::Tensor lora_delta(const torch::Tensor& x,
                          const torch::Tensor& a,
                          const torch::Tensor& b,
                          double scaling) {
-  torch::Tensor xa = torch::linear(x, a);        // [..., r]
-  return torch::linear(xa, b).mul(scaling);      // [..., out]
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = b.size(0);
+  torch::Tensor rows = x.reshape({-1, x.size(-1)});                          // [N, in]
+  return LoraBranchFunction::apply(rows, a, b, scaling).view(shape);         // [..., out]
 }
 
 torch::Tensor dropout(const torch::Tensor& x, double p) {

@@ -65,7 +65,9 @@ LoraAdapter create_lora_adapter(const LoraConfig& config,
 std::vector<std::string> expand_target_modules(const std::vector<std::string>& target_modules);
 
 namespace detail {
-// x: [..., in] (fp32), a: [r, in], b: [out, r] -> (x a^T) b^T * scaling: [..., out] fp32.
+// x: [..., in] (any float dtype; widened to the LoRA dtype), a: [r, in], b: [out, r] ->
+// (x a^T) b^T * scaling: [..., out] in the LoRA dtype (fp32). One autograd node that saves x
+// as given (no fp32 copy of a bf16 activation) and computes d x, d a, d b.
 torch::Tensor lora_delta(const torch::Tensor& x,
                          const torch::Tensor& a,
                          const torch::Tensor& b,

@@ -5,6 +5,7 @@
 #include "model/qwen2.h"
 
 #include "model/cpu_runtime.h"
+#include "model/fused_ops.h"
 #include "model/small_linear.h"
 
 #include <cmath>
@@ -113,9 +114,9 @@ Qwen2LinearImpl::Qwen2LinearImpl(std::string path, int64_t in, int64_t out, bool
 }
 
 torch::Tensor Qwen2LinearImpl::forward(const torch::Tensor& x,
-                                       const lora::LoraAdapter* adapter,
-                                       const torch::Tensor& x32) {
+                                       const lora::LoraAdapter* adapter) {
   torch::Tensor y;
+  bool y_is_fresh = false;  // y owns its storage (not a view), so the LoRA term can go in place
   const int64_t in = weight.size(1);
   const int64_t rows = x.numel() / in;
   const bool needs_grad = torch::GradMode::is_enabled() && x.requires_grad();
@@ -146,15 +147,23 @@ torch::Tensor Qwen2LinearImpl::forward(const torch::Tensor& x,
     y = y.view(shape);                        // [..., out]
   } else {
     y = torch::linear(x, weight, bias);       // [..., out] base dtype
+    y_is_fresh = true;
   }
   if (pair == nullptr) return y;
   // PEFT: result + lora_B(lora_A(dropout(x))) * scaling, computed in the LoRA dtype (fp32).
-  torch::Tensor xin = x32.defined() ? x32 : x.to(pair->a.scalar_type());  // [..., in] fp32
+  // lora_delta widens x itself; with dropout the mask applies to the widened copy.
+  torch::Tensor xin = x;  // [..., in]
   const double p = adapter->config.lora_dropout;
-  if (adapter->training && p > 0.0) xin = lora::detail::dropout(xin, p);  // [..., in]
+  if (adapter->training && p > 0.0) {
+    xin = lora::detail::dropout(x.to(pair->a.scalar_type()), p);  // [..., in] fp32
+  }
   torch::Tensor delta =
-      lora::detail::lora_delta(xin, pair->a, pair->b, adapter->config.scaling());  // [..., out]
-  return y + delta.to(y.scalar_type());                                         // [..., out]
+      lora::detail::lora_delta(xin, pair->a, pair->b, adapter->config.scaling());  // [..., out] fp32
+  if (y_is_fresh) {
+    // Added in place, rounded once (the base linear's backward does not need its output).
+    return y.add_(delta);  // [..., out]
+  }
+  return y + delta.to(y.scalar_type());  // [..., out]
 }
 
 Qwen2RMSNormImpl::Qwen2RMSNormImpl(int64_t hidden, double eps, const torch::TensorOptions& options)
@@ -163,7 +172,7 @@ Qwen2RMSNormImpl::Qwen2RMSNormImpl(int64_t hidden, double eps, const torch::Tens
 }
 
 torch::Tensor Qwen2RMSNormImpl::forward(const torch::Tensor& x) {
-  return detail::rms_norm(x, weight, eps_);  // [..., hidden]
+  return fused::rms_norm(x, weight, eps_);  // [..., hidden], equal to detail::rms_norm
 }
 
 Qwen2EmbeddingImpl::Qwen2EmbeddingImpl(int64_t vocab, int64_t hidden,
@@ -202,16 +211,9 @@ Qwen2AttentionImpl::Qwen2AttentionImpl(const Qwen2Config& c, int64_t layer,
 
 torch::Tensor Qwen2AttentionImpl::forward(const torch::Tensor& x, const Qwen2LayerInputs& in) {
   const int64_t B = x.size(0), T = x.size(1);
-  // q/k/v read the same input: convert it to fp32 once for their LoRA paths.
-  torch::Tensor x32;
-  if (in.adapter != nullptr && x.scalar_type() != torch::kFloat32) {
-    const bool any = in.adapter->find(q_proj->path()) || in.adapter->find(k_proj->path()) ||
-                     in.adapter->find(v_proj->path());
-    if (any) x32 = x.to(torch::kFloat32);  // [B, T, hidden]
-  }
-  torch::Tensor q = q_proj->forward(x, in.adapter, x32).view({B, T, num_heads_, head_dim_});     // [B, T, H, D]
-  torch::Tensor k = k_proj->forward(x, in.adapter, x32).view({B, T, num_kv_heads_, head_dim_});  // [B, T, KV, D]
-  torch::Tensor v = v_proj->forward(x, in.adapter, x32).view({B, T, num_kv_heads_, head_dim_});  // [B, T, KV, D]
+  torch::Tensor q = q_proj->forward(x, in.adapter).view({B, T, num_heads_, head_dim_});     // [B, T, H, D]
+  torch::Tensor k = k_proj->forward(x, in.adapter).view({B, T, num_kv_heads_, head_dim_});  // [B, T, KV, D]
+  torch::Tensor v = v_proj->forward(x, in.adapter).view({B, T, num_kv_heads_, head_dim_});  // [B, T, KV, D]
   q = detail::rope(q, in.cos, in.sin).transpose(1, 2);  // [B, H, T, D]
   k = detail::rope(k, in.cos, in.sin).transpose(1, 2);  // [B, KV, T, D]
   v = v.transpose(1, 2);                                // [B, KV, T, D]
@@ -242,14 +244,9 @@ Qwen2MLPImpl::Qwen2MLPImpl(const Qwen2Config& c, int64_t layer, const torch::Ten
 }
 
 torch::Tensor Qwen2MLPImpl::forward(const torch::Tensor& x, const lora::LoraAdapter* adapter) {
-  torch::Tensor x32;
-  if (adapter != nullptr && x.scalar_type() != torch::kFloat32 &&
-      (adapter->find(gate_proj->path()) || adapter->find(up_proj->path()))) {
-    x32 = x.to(torch::kFloat32);  // [B, T, hidden]
-  }
-  torch::Tensor gate = gate_proj->forward(x, adapter, x32);  // [B, T, inter]
-  torch::Tensor up = up_proj->forward(x, adapter, x32);      // [B, T, inter]
-  return down_proj->forward(torch::silu(gate) * up, adapter);  // [B, T, hidden]
+  torch::Tensor gate = gate_proj->forward(x, adapter);  // [B, T, inter]
+  torch::Tensor up = up_proj->forward(x, adapter);      // [B, T, inter]
+  return down_proj->forward(fused::silu_mul(gate, up), adapter);  // [B, T, hidden]
 }
 
 Qwen2DecoderLayerImpl::Qwen2DecoderLayerImpl(const Qwen2Config& c, int64_t layer,

@@ -83,10 +83,8 @@ class Qwen2LinearImpl : public torch::nn::Module {
   Qwen2LinearImpl(std::string path, int64_t in, int64_t out, bool bias,
                   const torch::TensorOptions& options);
   // x: [..., in] -> [..., out]: base(x) + B(A(dropout(x))) * scaling when `adapter` targets
-  // this path. `x32` is x in fp32 when the caller already has it (shared by q/k/v), else undefined.
-  torch::Tensor forward(const torch::Tensor& x,
-                        const lora::LoraAdapter* adapter,
-                        const torch::Tensor& x32 = {});
+  // this path (the LoRA term in the adapter's fp32, added to the base output once).
+  torch::Tensor forward(const torch::Tensor& x, const lora::LoraAdapter* adapter);
   const std::string& path() const { return path_; }
   torch::Tensor weight;
   torch::Tensor bias;  // undefined when the layer has none

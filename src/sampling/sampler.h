@@ -29,9 +29,13 @@ torch::Generator make_generator(std::optional<uint64_t> seed);
 torch::Tensor filter_logits(const torch::Tensor& logits, const SamplingParams& params);
 
 // Chooses one token per row. logits: [B, V] fp32 -> [B] int64. Greedy (argmax) when
-// temperature == 0, otherwise multinomial over softmax(filter_logits(...)) drawn with `gen`.
+// temperature == 0, otherwise draw_tokens(filter_logits(...)) with `gen`.
 torch::Tensor select_tokens(const torch::Tensor& logits, const SamplingParams& params,
                             torch::Generator& gen);
+
+// One draw per row from softmax(filtered): filtered [B, V] fp32 with removed entries at -inf
+// -> [B] int64. Inverse CDF on one uniform per row from `gen` (same seed, same tokens).
+torch::Tensor draw_tokens(const torch::Tensor& filtered, torch::Generator& gen);
 
 // log softmax(logits)[token] at temperature 1 (the model's own distribution, whatever the
 // sampling settings). logits: [B, V], tokens: [B] -> [B] fp32.

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -166,6 +167,26 @@ TEST(StopHandling, EmptyStopListsRunToLength) {
   EXPECT_EQ(s.finish_reason, "length");
   EXPECT_EQ(s.token_ids.size(), 3U);
   EXPECT_EQ(s.text, "Hello");
+}
+
+TEST(Sampler, DrawTokensNeverPicksFilteredEntriesAndFollowsTheKeptMass) {
+  const float inf = std::numeric_limits<float>::infinity();
+  // Row 0 keeps tokens 1 and 3 with probabilities 1/4 and 3/4 (logits log 1, log 3); row 1
+  // keeps only token 2.
+  auto row0 = torch::tensor({-inf, 0.0F, -inf, std::log(3.0F), -inf});
+  auto row1 = torch::tensor({-inf, -inf, 5.0F, -inf, -inf});
+  auto filtered = torch::stack({row0, row1}).repeat({2000, 1});  // [4000, 5]
+  auto gen = make_generator(21);
+  auto tokens = draw_tokens(filtered, gen);                       // [4000]
+  auto even = tokens.index({torch::indexing::Slice(0, torch::indexing::None, 2)});
+  auto odd = tokens.index({torch::indexing::Slice(1, torch::indexing::None, 2)});
+  EXPECT_EQ(((even == 1) | (even == 3)).sum().item<int64_t>(), 2000);
+  EXPECT_EQ((odd == 2).sum().item<int64_t>(), 2000);
+  // Binomial std at n=2000, p=0.75 is 0.0097; 5 sigma.
+  EXPECT_NEAR((even == 3).sum().item<double>() / 2000.0, 0.75, 0.05);
+  auto again = make_generator(21);
+  EXPECT_TRUE(torch::equal(draw_tokens(filtered, again), tokens));  // same seed, same tokens
+  EXPECT_THROW(draw_tokens(torch::full({1, 3}, -inf), gen), c10::Error);  // nothing kept
 }
 
 TEST(SmallLinear, MatchesFp32ReferenceOnBf16Weights) {

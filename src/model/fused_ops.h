@@ -1,0 +1,22 @@
+// Fused forward/backward for the two element-wise blocks of a Qwen2 layer that autograd would
+// otherwise record as chains of small ops. Each is one autograd node that saves only its
+// inputs (at their own precision) and recomputes the cheap intermediates in backward, which
+// removes the fp32 copies the op-by-op graph keeps alive per layer and most of its backward
+// kernels. Values equal the op-by-op reference (detail::rms_norm, silu(gate) * up); tests
+// compare both and their gradients.
+#pragma once
+
+#include <torch/torch.h>
+
+namespace eztinker::model::fused {
+
+// HF Qwen2RMSNorm: weight * to_x_dtype(x32 * rsqrt(mean(x32^2) + eps)). x: [..., H], weight: [H]
+// (frozen: no gradient is produced for it) -> [..., H] in x's dtype. Saves x and the [...]
+// fp32 inverse RMS.
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
+
+// silu(gate) * up for the SiLU-gated MLP. gate, up: [..., I], same dtype -> [..., I]. Saves
+// gate and up; sigmoid is recomputed in fp32 in backward.
+torch::Tensor silu_mul(const torch::Tensor& gate, const torch::Tensor& up);
+
+}  // namespace eztinker::model::fused

@@ -1,0 +1,87 @@
+// The fused RMSNorm and SiLU-mul nodes against the op-by-op reference: same values, and the
+// same gradients as autograd computes through the reference chain (fp32 and bf16).
+#include "model/fused_ops.h"
+
+#include "model/qwen2.h"
+
+#include <gtest/gtest.h>
+
+namespace eztinker::model {
+namespace {
+
+double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.to(torch::kFloat32) - b.to(torch::kFloat32)).abs().max().item<double>();
+}
+
+// Value and input gradient of f at x for the upstream gradient g.
+std::pair<torch::Tensor, torch::Tensor> value_and_grad(
+    const std::function<torch::Tensor(const torch::Tensor&)>& f, const torch::Tensor& x,
+    const torch::Tensor& g) {
+  torch::Tensor leaf = x.detach().clone().set_requires_grad(true);
+  torch::Tensor y = f(leaf);
+  y.backward(g);
+  return {y.detach(), leaf.grad()};
+}
+
+TEST(FusedOps, RmsNormEqualsReferenceAndItsGradient) {
+  torch::manual_seed(3);
+  for (torch::Dtype dtype : {torch::kFloat32, torch::kBFloat16}) {
+    torch::Tensor x = (torch::randn({2, 5, 48}) * 3.0).to(dtype);  // [B, T, H]
+    torch::Tensor w = (torch::rand({48}) + 0.5).to(dtype);         // [H], frozen
+    torch::Tensor g = torch::randn({2, 5, 48}).to(dtype);          // upstream gradient
+    auto [ref_y, ref_dx] = value_and_grad(
+        [&](const torch::Tensor& t) { return detail::rms_norm(t, w, 1e-6); }, x, g);
+    auto [got_y, got_dx] = value_and_grad(
+        [&](const torch::Tensor& t) { return fused::rms_norm(t, w, 1e-6); }, x, g);
+    EXPECT_EQ(got_y.scalar_type(), dtype);
+    EXPECT_TRUE(torch::equal(got_y, ref_y)) << dtype;  // the same ops in the same order
+    ASSERT_EQ(got_dx.scalar_type(), dtype);
+    // fp32: the same math in another order; bf16: autograd's chain rounds its intermediate
+    // gradients to bf16, the fused node only its result.
+    const double scale = ref_dx.to(torch::kFloat32).abs().max().item<double>();
+    const double tol = dtype == torch::kFloat32 ? 1e-5 * scale : 0.02 * scale;
+    EXPECT_LT(max_abs_diff(got_dx, ref_dx), tol) << dtype;
+    EXPECT_TRUE(torch::equal(x, x.clone()));
+  }
+}
+
+TEST(FusedOps, RmsNormLeavesItsInputUntouched) {
+  // fp32 input: to(kFloat32) would alias it; the node must not normalise it in place.
+  torch::Tensor x = torch::randn({3, 16});
+  torch::Tensor before = x.clone();
+  torch::Tensor w = torch::ones({16});
+  fused::rms_norm(x, w, 1e-6);
+  EXPECT_TRUE(torch::equal(x, before));
+}
+
+TEST(FusedOps, SiluMulEqualsReferenceAndItsGradients) {
+  torch::manual_seed(4);
+  for (torch::Dtype dtype : {torch::kFloat32, torch::kBFloat16}) {
+    torch::Tensor gate = (torch::randn({4, 40}) * 3.0).to(dtype);
+    torch::Tensor up = torch::randn({4, 40}).to(dtype);
+    torch::Tensor g = torch::randn({4, 40}).to(dtype);
+    const torch::Tensor gate_before = gate.clone(), up_before = up.clone(), g_before = g.clone();
+    auto run = [&](bool fused_path) {
+      torch::Tensor a = gate.detach().clone().set_requires_grad(true);
+      torch::Tensor b = up.detach().clone().set_requires_grad(true);
+      torch::Tensor y = fused_path ? fused::silu_mul(a, b) : torch::silu(a) * b;
+      y.backward(g);
+      return std::make_tuple(y.detach(), a.grad(), b.grad());
+    };
+    auto [ref_y, ref_dg, ref_du] = run(false);
+    auto [got_y, got_dg, got_du] = run(true);
+    EXPECT_TRUE(torch::equal(got_y, ref_y)) << dtype;
+    const double tol = dtype == torch::kFloat32 ? 1e-5 : 0.02;
+    EXPECT_LT(max_abs_diff(got_dg, ref_dg), tol * ref_dg.to(torch::kFloat32).abs().max().item<double>())
+        << dtype;
+    EXPECT_LT(max_abs_diff(got_du, ref_du), tol * ref_du.to(torch::kFloat32).abs().max().item<double>())
+        << dtype;
+    EXPECT_TRUE(torch::equal(g, g_before));  // the upstream gradient is not modified
+    EXPECT_TRUE(torch::equal(gate, gate_before));
+    EXPECT_TRUE(torch::equal(up, up_before));
+  }
+  EXPECT_THROW(fused::silu_mul(torch::randn({2, 3}), torch::randn({2, 4})), c10::Error);
+}
+
+}  // namespace
+}  // namespace eztinker::model
