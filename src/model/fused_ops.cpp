@@ -5,7 +5,11 @@
 //   d gate = grad * up * s * (1 + gate * (1 - s)),  d up = grad * gate * s,  s = sigmoid(gate).
 #include "model/fused_ops.h"
 
+#include "model/qwen2.h"
+
 #include <torch/csrc/autograd/custom_function.h>
+
+#include <cmath>
 
 namespace eztinker::model::fused {
 
@@ -67,7 +71,71 @@ class SiluMulFunction : public torch::autograd::Function<SiluMulFunction> {
   }
 };
 
+// softmax(q k^T / sqrt(D) + bias) in fp32, [B, KV, G*T, S] with G = H / KV: the same ops in the
+// same order as detail::causal_attention, so forward values are identical.
+torch::Tensor attention_probs(const torch::Tensor& q, const torch::Tensor& k,
+                              const torch::Tensor& bias) {
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+  const int64_t KV = k.size(1), S = k.size(2), G = H / KV;
+  torch::Tensor qg = q.reshape({B, KV, G * T, D});                             // [B, KV, G*T, D]
+  torch::Tensor scores = torch::matmul(qg, k.transpose(-1, -2));               // [B, KV, G*T, S]
+  scores = scores.to(torch::kFloat32).view({B, KV, G, T, S});                  // [B, KV, G, T, S]
+  scores.mul_(1.0 / std::sqrt(static_cast<double>(D)));
+  if (bias.defined()) {
+    scores.add_(bias.unsqueeze(1));
+  } else if (T > 1) {
+    scores.add_(detail::attention_bias({}, B, S - T, T, q.device()).unsqueeze(1));
+  }
+  return torch::softmax(scores, -1).view({B, KV, G * T, S});                   // [B, KV, G*T, S]
+}
+
+class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
+ public:
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q,
+                               const torch::Tensor& k, const torch::Tensor& v,
+                               const torch::Tensor& bias) {
+    TORCH_CHECK(q.size(1) % k.size(1) == 0, "query heads ", q.size(1), " not a multiple of kv heads ",
+                k.size(1));
+    torch::Tensor probs = attention_probs(q, k, bias);                         // [B, KV, G*T, S]
+    torch::Tensor out = torch::matmul(probs.to(v.scalar_type()), v);           // [B, KV, G*T, D]
+    ctx->save_for_backward({q, k, v, bias});
+    return out.view(q.sizes());                                                // [B, H, T, D]
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor& q = saved[0];  // [B, H, T, D]
+    const torch::Tensor& k = saved[1];  // [B, KV, S, D]
+    const torch::Tensor& v = saved[2];  // [B, KV, S, D]
+    const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+    const int64_t KV = k.size(1), G = H / KV;
+    torch::Tensor probs = attention_probs(q, k, saved[3]);                     // [B, KV, G*T, S] fp32
+    torch::Tensor grad_out = grads[0].reshape({B, KV, G * T, D});              // [B, KV, G*T, D]
+    torch::Tensor grad_v = torch::matmul(probs.to(v.scalar_type()).transpose(-1, -2), grad_out);  // [B, KV, S, D]
+    torch::Tensor grad_probs = torch::matmul(grad_out, v.transpose(-1, -2)).to(torch::kFloat32);  // [B, KV, G*T, S]
+    // softmax backward, then the 1/sqrt(D) scale: d scores = p * (dp - sum(dp * p)) / sqrt(D).
+    torch::Tensor row_dot = (grad_probs * probs).sum(-1, /*keepdim=*/true);   // [B, KV, G*T, 1]
+    torch::Tensor grad_scores = grad_probs.sub_(row_dot).mul_(probs)
+                                    .mul_(1.0 / std::sqrt(static_cast<double>(D)))
+                                    .to(q.scalar_type());                       // [B, KV, G*T, S]
+    torch::Tensor grad_q = torch::matmul(grad_scores, k).view({B, H, T, D});   // [B, H, T, D]
+    torch::Tensor grad_k =
+        torch::matmul(grad_scores.transpose(-1, -2), q.reshape({B, KV, G * T, D}));  // [B, KV, S, D]
+    return {grad_q, grad_k, grad_v, torch::Tensor()};
+  }
+};
+
 }  // namespace
+
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                        const torch::Tensor& bias) {
+  if (bias.defined()) return AttentionFunction::apply(q, k, v, bias);  // [B, H, T, D]
+  // autograd::Function inputs must be defined tensors: spell out the causal bias (the same
+  // values attention_probs would add; all zeros for a single query).
+  const int64_t B = q.size(0), T = q.size(2), S = k.size(2);
+  torch::Tensor causal = detail::attention_bias({}, B, S - T, T, q.device());  // [1, 1, T, S]
+  return AttentionFunction::apply(q, k, v, causal);                          // [B, H, T, D]
+}
 
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
   TORCH_CHECK(!weight.requires_grad(), "fused::rms_norm: the norm weight is frozen");

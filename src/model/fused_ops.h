@@ -19,4 +19,11 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
 // gate and up; sigmoid is recomputed in fp32 in backward.
 torch::Tensor silu_mul(const torch::Tensor& gate, const torch::Tensor& up);
 
+// detail::causal_attention (GQA, fp32 softmax) as one node that saves q, k, v and the bias and
+// recomputes the probabilities in backward, instead of keeping the fp32 and bf16 [B, H, T, S]
+// probabilities of every layer alive until backward (about 5.5 MB per layer at T = S = 256).
+// q: [B, H, T, D]; k, v: [B, KV, S, D]; bias: [B or 1, 1, T, S] or undefined -> [B, H, T, D].
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                        const torch::Tensor& bias);
+
 }  // namespace eztinker::model::fused

@@ -34,11 +34,17 @@ class TargetLogprobsFunction : public torch::autograd::Function<TargetLogprobsFu
       auto h = hidden.narrow(0, start, rows);                                // [r, H]
       auto t = targets.narrow(0, start, rows).unsqueeze(1);                  // [r, 1]
       auto logits = torch::nn::functional::linear(h, weight).to(torch::kFloat32);  // [r, V]
-      auto lse = logits.logsumexp(1, /*keepdim=*/true);                     // [r, 1]
-      logprobs.narrow(0, start, rows).copy_((logits.gather(1, t) - lse).squeeze(1));
+      // log-sum-exp with the max shift written out and the exponentials taken in place, so the
+      // chunk never holds a second [r, V] fp32 buffer (logsumexp() allocates one).
+      auto target_logit = logits.gather(1, t);                              // [r, 1]
+      auto row_max = logits.amax(1, /*keepdim=*/true);                      // [r, 1]
+      auto p = logits.sub_(row_max).exp_();                                 // [r, V] unnormalised
+      auto row_sum = p.sum(1, /*keepdim=*/true);                            // [r, 1]
+      auto lse = row_sum.log().add_(row_max);                               // [r, 1]
+      logprobs.narrow(0, start, rows).copy_((target_logit - lse).squeeze(1));
       if (need_grad) {
         // softmax - onehot, in place over the logits buffer: [r, V] fp32.
-        auto p = logits.sub_(lse).exp_();                                    // [r, V]
+        p.div_(row_sum);                                                     // [r, V]
         p.scatter_add_(1, t, torch::full({rows, 1}, -1.0F, p.options()));    // [r, V]
         // d logp / d h = W[t] - softmax @ W = -(softmax - onehot) @ W: [r, H].
         auto d = torch::matmul(p.to(weight.scalar_type()), weight).neg_();  // [r, H]
