@@ -21,8 +21,6 @@
 
 #ifdef EZTINKER_WITH_ENGINE
 #include "model/random_model.h"
-#include "model/qwen2_config.h"
-#include "model/weights.h"
 #include "server.h"
 #endif
 
@@ -34,7 +32,6 @@ namespace ezd = eztinker::datasets;
 
 constexpr const char* kQwenModel = "Qwen/Qwen2-0.5B-Instruct";
 constexpr const char* kBuiltinModelAlias = "eztinker-demo-tiny";
-constexpr double kBuiltinLmHeadStd = 0.2;
 
 // Settings measured to show learning on the built-in tiny model in about a minute on 2 cores
 // (docs/datasets.md, "The demo"): a short SFT warm-up on 32 labelled problems (a random model
@@ -133,30 +130,7 @@ fs::path write_builtin_model(const fs::path& output_dir, uint64_t seed) {
   fs::path tok_dir = output_dir / "builtin-tokenizer";
   fs::create_directories(tok_dir);
   ezd::write_demo_tokenizer(tok_dir);
-  model::RandomModelOptions m;
-  m.preset = "tiny";
-  m.out_dir = dir;
-  m.seed = seed;
-  m.dtype = "fp32";
-  m.tokenizer_from = tok_dir;
-  model::write_random_model(m);
-  // note: the tiny preset ties lm_head to the embeddings (HF init, std 0.02). With hidden 64
-  // that bounds every logit by |h| * |e| ~ 8 * 0.16 ~ 1.3, so no adapter could ever make the
-  // model confident about a token (the final norm and lm_head are not LoRA targets); scaling
-  // the tied matrix up instead makes a random model repeat its last token. So the built-in
-  // model unties lm_head and draws it with std kBuiltinLmHeadStd: the untrained model stays
-  // close to uniform (logit std ~1.6) but LoRA can reach confident answers.
-  {
-    torch::NoGradGuard no_grad;
-    model::Qwen2Config config = model::load_qwen2_config(dir / "config.json");
-    config.tie_word_embeddings = false;
-    model::Qwen2ForCausalLM net(config, torch::kFloat32, torch::Device(torch::kCPU));
-    model::init_random_weights(*net, seed);
-    for (auto& item : net->named_parameters(/*recurse=*/true)) {
-      if (item.key() == "lm_head.weight") item.value().mul_(kBuiltinLmHeadStd / config.initializer_range);
-    }
-    model::save_model(*net, dir);
-  }
+  model::write_demo_model(dir, tok_dir, seed);
   return dir;
 }
 #endif

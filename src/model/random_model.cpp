@@ -139,4 +139,24 @@ Qwen2Config write_random_model(const RandomModelOptions& options) {
   return config;
 }
 
+void write_demo_model(const std::filesystem::path& out_dir,
+                      const std::filesystem::path& tokenizer_dir, uint64_t seed) {
+  RandomModelOptions m;
+  m.preset = "tiny";
+  m.out_dir = out_dir;
+  m.seed = seed;
+  m.dtype = "fp32";
+  m.tokenizer_from = tokenizer_dir;
+  write_random_model(m);  // config + tokenizer files; the weights are rewritten below
+  torch::NoGradGuard no_grad;
+  Qwen2Config config = load_qwen2_config(out_dir / "config.json");
+  config.tie_word_embeddings = false;
+  Qwen2ForCausalLM net(config, torch::kFloat32, torch::Device(torch::kCPU));
+  init_random_weights(*net, seed);
+  for (auto& item : net->named_parameters(/*recurse=*/true)) {
+    if (item.key() == "lm_head.weight") item.value().mul_(kDemoLmHeadStd / config.initializer_range);
+  }
+  save_model(*net, out_dir);
+}
+
 }  // namespace eztinker::model

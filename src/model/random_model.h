@@ -41,6 +41,18 @@ void init_random_weights(Qwen2ForCausalLMImpl& model, uint64_t seed);
 // std::invalid_argument with the reason.
 Qwen2Config write_random_model(const RandomModelOptions& options);
 
+// The built-in demo model (`eztinker demo`): the tiny preset with an untied lm_head drawn with
+// std kDemoLmHeadStd, fp32, tokenizer files copied from `tokenizer_dir`, deterministic for the
+// seed. Why untied: the tiny preset ties lm_head to the embeddings (HF init, std 0.02); with
+// hidden 64 that bounds every logit by |h| * |e| ~ 8 * 0.16 ~ 1.3, so no adapter could make the
+// model confident about a token (the final norm and lm_head are not LoRA targets), and scaling
+// the tied matrix up instead makes a random model repeat its last token. An untied std-0.2
+// lm_head keeps the untrained model close to uniform (logit std ~1.6) while LoRA can reach
+// confident answers.
+constexpr double kDemoLmHeadStd = 0.2;
+void write_demo_model(const std::filesystem::path& out_dir,
+                      const std::filesystem::path& tokenizer_dir, uint64_t seed);
+
 // The built-in English + arithmetic text the tiny tokenizer is trained on.
 const std::string& tiny_tokenizer_training_text();
 

@@ -8,9 +8,7 @@
 
 #include "eztinker/client.h"
 #include "eztinker/datasets/demo.h"
-#include "model/qwen2_config.h"
 #include "model/random_model.h"
-#include "model/weights.h"
 #include "server.h"
 #include "test_support.h"
 
@@ -19,27 +17,12 @@ using eztinker::testing::TempDir;
 
 namespace {
 
-// The built-in demo model exactly as `eztinker demo` writes it (cli/demo.cpp,
-// write_builtin_model): tiny random Qwen2, demo tokenizer, untied lm_head with std 0.2 (see the
-// note there: with tied 0.02 embeddings no adapter can make the model confident).
+// The built-in demo model exactly as `eztinker demo` writes it: the demo tokenizer, then
+// model::write_demo_model (tiny random Qwen2 with an untied lm_head, see random_model.h).
 void write_builtin_model(const std::filesystem::path& dir, const std::filesystem::path& tok_dir) {
   namespace model = eztinker::model;
   ezd::write_demo_tokenizer(tok_dir);
-  model::RandomModelOptions m;
-  m.preset = "tiny";
-  m.out_dir = dir;
-  m.seed = 0;
-  m.tokenizer_from = tok_dir;
-  model::write_random_model(m);
-  torch::NoGradGuard no_grad;
-  model::Qwen2Config config = model::load_qwen2_config(dir / "config.json");
-  config.tie_word_embeddings = false;
-  model::Qwen2ForCausalLM net(config, torch::kFloat32, torch::Device(torch::kCPU));
-  model::init_random_weights(*net, 0);
-  for (auto& item : net->named_parameters(true)) {
-    if (item.key() == "lm_head.weight") item.value().mul_(0.2 / config.initializer_range);
-  }
-  model::save_model(*net, dir);
+  model::write_demo_model(dir, tok_dir, 0);
 }
 
 }  // namespace
