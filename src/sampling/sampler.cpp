@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <random>
+#include <vector>
 
 namespace eztinker::sampling {
 
@@ -65,26 +66,33 @@ torch::Tensor draw_tokens(const torch::Tensor& filtered, torch::Generator& gen) 
   const float* data = rows.data_ptr<float>();
   const double* uniform = u.data_ptr<double>();
   int64_t* picked = out.data_ptr<int64_t>();
+  const float removed = -std::numeric_limits<float>::infinity();
+  std::vector<double> weight(static_cast<size_t>(vocab));  // exp(logit - max), 0 when removed
   for (int64_t b = 0; b < batch; ++b) {
     const float* row = data + b * vocab;
-    float max_value = -std::numeric_limits<float>::infinity();
+    float max_value = removed;
     for (int64_t i = 0; i < vocab; ++i) max_value = std::max(max_value, row[i]);
     TORCH_CHECK(std::isfinite(max_value), "draw_tokens: row ", b, " has no finite logit");
     double total = 0.0;  // softmax denominator over the kept entries
+    int64_t last_kept = -1;
     for (int64_t i = 0; i < vocab; ++i) {
-      if (row[i] != -std::numeric_limits<float>::infinity()) total += std::exp(row[i] - max_value);
+      const bool kept = row[i] != removed;
+      weight[static_cast<size_t>(i)] = kept ? std::exp(row[i] - max_value) : 0.0;
+      total += weight[static_cast<size_t>(i)];
+      if (kept) last_kept = i;
     }
     const double target = uniform[b] * total;
     double mass = 0.0;
-    int64_t last_kept = -1;
-    int64_t choice = -1;
-    for (int64_t i = 0; i < vocab && choice < 0; ++i) {
-      if (row[i] == -std::numeric_limits<float>::infinity()) continue;
-      last_kept = i;
-      mass += std::exp(row[i] - max_value);
-      if (mass > target) choice = i;
+    int64_t choice = last_kept;  // when rounding leaves target at the very end
+    for (int64_t i = 0; i < vocab; ++i) {
+      if (weight[static_cast<size_t>(i)] == 0.0) continue;
+      mass += weight[static_cast<size_t>(i)];
+      if (mass > target) {
+        choice = i;
+        break;
+      }
     }
-    picked[b] = choice >= 0 ? choice : last_kept;  // rounding left target at the very end
+    picked[b] = choice;
   }
   return out.to(filtered.device());  // [B]
 }
