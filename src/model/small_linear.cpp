@@ -83,12 +83,6 @@ void gemv_rows(const uint16_t* w, const uint16_t* x, float* y, int64_t m_rows, i
   }
 }
 
-// x rows as fp32 for the LoRA term: exact for bf16 x (widening), the original values for fp32.
-float x_at(const torch::Tensor& x_rows, int64_t i) {
-  if (x_rows.scalar_type() == torch::kFloat32) return x_rows.data_ptr<float>()[i];
-  return static_cast<float>(x_rows.data_ptr<at::BFloat16>()[i]);
-}
-
 // One output element's epilogue: + bias + B[n] . xa[m] (xa already scaled).
 struct Epilogue {
   const at::BFloat16* bias_bf16 = nullptr;
@@ -138,14 +132,16 @@ torch::Tensor small_linear_impl(const torch::Tensor& x, const torch::Tensor& wei
   if (lora != nullptr) {
     const int64_t r = lora->a.size(0);
     const float* a = lora->a.data_ptr<float>();
-    std::vector<float> xrow(static_cast<size_t>(k));
+    // The LoRA term reads x at its own precision: exact for bf16 x (widening), as given for fp32.
+    torch::Tensor x32 = x_rows.to(torch::kFloat32);  // [M, K]
+    const float* xf = x32.data_ptr<float>();
     xa.resize(static_cast<size_t>(m_rows * r));
     for (int64_t m = 0; m < m_rows; ++m) {
-      for (int64_t i = 0; i < k; ++i) xrow[static_cast<size_t>(i)] = x_at(x_rows, m * k + i);
+      const float* xm = xf + m * k;
       for (int64_t j = 0; j < r; ++j) {
         const float* aj = a + j * k;
         float acc = 0.0f;
-        for (int64_t i = 0; i < k; ++i) acc += aj[i] * xrow[static_cast<size_t>(i)];
+        for (int64_t i = 0; i < k; ++i) acc += aj[i] * xm[i];
         xa[static_cast<size_t>(m * r + j)] = acc * static_cast<float>(lora->scaling);
       }
     }
