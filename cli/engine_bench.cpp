@@ -401,9 +401,12 @@ void register_bench_command(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--preset", opts->preset,
                   "Write this random preset (tiny | qwen2-0.5b) into --model when it is missing");
   cmd->add_option("--dtype", opts->dtypes, "Base dtypes to measure (bf16, fp32)")->delimiter(',');
-  cmd->add_option("--threads", opts->threads, "Intra-op threads (0 = libtorch default)");
-  cmd->add_option("--repeats", opts->repeats, "Timed repeats per row (after one warm-up)");
-  cmd->add_option("--rows", opts->rows, "all | train | decode | kernels (decode matvec micro-bench)");
+  cmd->add_option("--threads", opts->threads, "Intra-op threads (0 = libtorch default)")
+      ->check(CLI::Range(0, 1024));
+  cmd->add_option("--repeats", opts->repeats, "Timed repeats per row (after one warm-up)")
+      ->check(CLI::Range(1, 1000));
+  cmd->add_option("--rows", opts->rows, "all | train | decode | kernels (decode matvec micro-bench)")
+      ->check(CLI::IsMember({"all", "train", "decode", "kernels"}));
   cmd->add_option("--profile", opts->profile,
                   "Write a libtorch profiler trace (chrome://tracing JSON) of one extra "
                   "forward_backward 1x256 to this file (train rows) and of one batch-1 sample to "
@@ -412,6 +415,10 @@ void register_bench_command(CLI::App& app, CliContext& ctx) {
                 "Also run bench/reference_pytorch.py (PyTorch eager + LoRA) and print ratios");
   cmd->add_option("--reference-script", opts->reference_script, "Path to reference_pytorch.py");
   cmd->callback([opts, &ctx] {
+    if (!opts->profile.empty() && !std::ofstream(opts->profile)) {
+      // Checked up front: the profiler would otherwise drop the trace silently after the run.
+      throw CliExit(kExitUsage, "--profile: cannot write " + opts->profile);
+    }
     if (!fs::exists(fs::path(opts->model) / "config.json")) {
       if (opts->preset.empty()) {
         throw CliExit(kExitUsage, opts->model + " has no config.json (pass --preset qwen2-0.5b "

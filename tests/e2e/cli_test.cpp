@@ -389,6 +389,16 @@ TEST_F(CliE2E, UsageErrorsExitTwo) {
             {{"--url", u, "load", "run_x"}},                            // NAME or --path
             {{"--url", u, "load", "run_x", "ck", "--path", "/tmp"}}},  // not both
            2);
+  // bench flags on a real model directory: rejected before anything is loaded or measured.
+  const std::string m = tiny_model_dir();
+  const auto bench_errs =
+      fail_all({{{"bench", "--model", m, "--repeats", "0"}},
+                {{"bench", "--model", m, "--threads", "-1"}},
+                {{"bench", "--model", m, "--rows", "bogus"}},
+                {{"bench", "--model", m, "--profile", "/nonexistent/dir/trace.json"}}},
+               2);
+  EXPECT_NE(bench_errs[0].find("--repeats"), std::string::npos) << bench_errs[0];
+  EXPECT_NE(bench_errs[3].find("--profile: cannot write"), std::string::npos) << bench_errs[3];
   EXPECT_EQ(client().status().jobs.completed + client().status().jobs.failed, 0);  // no job reached it
   EXPECT_TRUE(client().list_runs().empty());
 }
