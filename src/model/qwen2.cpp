@@ -6,6 +6,7 @@
 
 #include "model/cpu_runtime.h"
 #include "model/fused_ops.h"
+#include "model/inference_ops.h"
 #include "model/small_linear.h"
 
 #include <cmath>
@@ -172,6 +173,14 @@ Qwen2RMSNormImpl::Qwen2RMSNormImpl(int64_t hidden, double eps, const torch::Tens
 }
 
 torch::Tensor Qwen2RMSNormImpl::forward(const torch::Tensor& x) {
+  // Without grad mode (sampling, no-grad forwards) one pass and no autograd node. Keyed on the
+  // mode, not on x.requires_grad(), so that one forward takes one path throughout: the two
+  // differ in fp32 summation order, and an adapter that is still zero must give the base's
+  // values exactly.
+  if (!torch::GradMode::is_enabled() && inference::supports(x) &&
+      x.scalar_type() == weight.scalar_type()) {
+    return inference::rms_norm(x, weight, eps_);  // [..., hidden]
+  }
   return fused::rms_norm(x, weight, eps_);  // [..., hidden], equal to detail::rms_norm
 }
 
@@ -211,6 +220,18 @@ Qwen2AttentionImpl::Qwen2AttentionImpl(const Qwen2Config& c, int64_t layer,
 
 torch::Tensor Qwen2AttentionImpl::forward(const torch::Tensor& x, const Qwen2LayerInputs& in) {
   const int64_t B = x.size(0), T = x.size(1);
+  if (T == 1 && in.cache != nullptr && !in.bias.defined() && !torch::GradMode::is_enabled() &&
+      inference::supports(x) && in.cache->k[layer_].is_contiguous() &&
+      in.cache->v[layer_].is_contiguous()) {
+    // A decode step: RoPE, the cache write and the attention over the cache in one kernel
+    // instead of ~25 small ops (inference_ops.h).
+    torch::Tensor q = q_proj->forward(x, in.adapter);  // [B, 1, H*D]
+    torch::Tensor k = k_proj->forward(x, in.adapter);  // [B, 1, KV*D]
+    torch::Tensor v = v_proj->forward(x, in.adapter);  // [B, 1, KV*D]
+    torch::Tensor attn = inference::decode_attention(q, k, v, in.cos, in.sin, in.cache->k[layer_],
+                                                     in.cache->v[layer_], in.past, num_heads_);  // [B, 1, H*D]
+    return o_proj->forward(attn, in.adapter);  // [B, 1, hidden]
+  }
   torch::Tensor q = q_proj->forward(x, in.adapter).view({B, T, num_heads_, head_dim_});     // [B, T, H, D]
   torch::Tensor k = k_proj->forward(x, in.adapter).view({B, T, num_kv_heads_, head_dim_});  // [B, T, KV, D]
   torch::Tensor v = v_proj->forward(x, in.adapter).view({B, T, num_kv_heads_, head_dim_});  // [B, T, KV, D]
@@ -251,7 +272,12 @@ Qwen2MLPImpl::Qwen2MLPImpl(const Qwen2Config& c, int64_t layer, const torch::Ten
 torch::Tensor Qwen2MLPImpl::forward(const torch::Tensor& x, const lora::LoraAdapter* adapter) {
   torch::Tensor gate = gate_proj->forward(x, adapter);  // [B, T, inter]
   torch::Tensor up = up_proj->forward(x, adapter);      // [B, T, inter]
-  return down_proj->forward(fused::silu_mul(gate, up), adapter);  // [B, T, hidden]
+  // Keyed on grad mode like the RMSNorm above.
+  torch::Tensor act = !torch::GradMode::is_enabled() && inference::supports(gate) &&
+                              gate.scalar_type() == up.scalar_type()
+                          ? inference::silu_mul(gate, up)
+                          : fused::silu_mul(gate, up);  // [B, T, inter]
+  return down_proj->forward(act, adapter);  // [B, T, hidden]
 }
 
 Qwen2DecoderLayerImpl::Qwen2DecoderLayerImpl(const Qwen2Config& c, int64_t layer,

@@ -257,6 +257,31 @@ TEST(Qwen2, KvCacheDecodeBf16MatchesFullForward) {
   }
 }
 
+TEST(Qwen2, InferenceModeDecodeMatchesFullForward) {
+  // Without grad mode a decode step takes the autograd-free kernels (inference_ops.h: RMSNorm,
+  // SiLU-mul, RoPE + cache write + attention in one pass); the full forward with grad mode takes
+  // the autograd ops. fp32 agrees to the logit tolerance, bf16 to bf16 precision.
+  for (torch::Dtype dtype : {torch::kFloat32, torch::kBFloat16}) {
+    auto m = tiny_qwen2(8, /*tied=*/false, dtype);
+    torch::Tensor ids = random_ids(2, 9);
+    torch::Tensor full = m->forward(ids);  // [2, 9, V] fp32
+    const double tol = dtype == torch::kFloat32 ? kLogitTol : 0.03 * full.abs().max().item<double>();
+    c10::InferenceMode inference;
+    KVCache cache = m->make_cache(2, 9);
+    ForwardOptions opt;
+    opt.cache = &cache;
+    using torch::indexing::Slice;
+    m->forward(ids.index({Slice(), Slice(0, 3)}), opt);
+    for (int64_t t = 3; t < 9; ++t) {
+      torch::Tensor step = m->forward(ids.index({Slice(), Slice(t, t + 1)}), opt);  // [2, 1, V]
+      torch::Tensor want = full.index({Slice(), Slice(t, t + 1)});
+      EXPECT_LT(max_abs_diff(step, want), tol) << dtype << " " << t;
+      EXPECT_TRUE(torch::equal(step.argmax(-1), want.argmax(-1))) << dtype << " " << t;
+    }
+    EXPECT_EQ(cache.length, 9);
+  }
+}
+
 TEST(Qwen2, KvCacheDecodeWithLeftPadding) {
   auto m = tiny_qwen2();
   torch::Tensor a = random_ids(1, 6, 256, 3);
