@@ -7,6 +7,7 @@
 #include "cli_common.h"
 
 #include "engine/engine.h"
+#include "lora/lora_kernels.h"
 #include "model/cpu_runtime.h"
 #include "model/random_model.h"
 #include "model/small_linear.h"
@@ -19,6 +20,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -288,6 +290,39 @@ nlohmann::json bench_kernels(const BenchOptions& o) {
                  {"small_linear_GB_s", stat_json(stats(ker))}};
     std::cerr << "  " << name << ": torch::linear " << fmt(stats(lin), 2)
               << " GB/s, small_linear " << fmt(stats(ker), 2) << " GB/s\n";
+  }
+  // The LoRA branch's skinny products at a 1x256 training step (r = 8, bf16 activations):
+  // torch::mm on fp32 copies (what the branch did before) vs lora::kernels. Milliseconds.
+  const int64_t rows = 256, rank = 8;
+  for (const int64_t width : {int64_t{896}, int64_t{4864}}) {
+    auto x = torch::randn({rows, width}).to(torch::kBFloat16);  // [N, L] activation / gradient
+    auto p = torch::randn({rank, width});                       // [R, L] fp32 (A, or B^T)
+    auto u = torch::randn({rows, rank});                        // [N, R] fp32
+    auto y = torch::randn({rows, width}).to(torch::kBFloat16);  // [N, L] base output
+    const std::vector<std::tuple<std::string, std::function<void()>, std::function<void()>>> ops = {
+        {"rows_dot", [&] { torch::mm(x.to(torch::kFloat32), p.t()); },
+         [&] { lora::kernels::rows_dot(x, p, 1.0); }},
+        {"add_rows_times", [&] { y.add_(torch::mm(u, p)); },
+         [&] { lora::kernels::add_rows_times(y, u, p); }},
+        {"columns_dot", [&] { torch::mm(u.t(), x.to(torch::kFloat32)); },
+         [&] { lora::kernels::columns_dot(u, x); }}};
+    for (const auto& [op, with_mm, with_kernel] : ops) {
+      std::vector<double> mm_ms;
+      std::vector<double> kernel_ms;
+      for (int r = 0; r <= o.repeats * 10; ++r) {
+        const double a = seconds(with_mm);
+        const double b = seconds(with_kernel);
+        if (r > 0) {
+          mm_ms.push_back(a * 1e3);
+          kernel_ms.push_back(b * 1e3);
+        }
+      }
+      const std::string name = "lora_" + op + "_256x" + std::to_string(width) + "_r8";
+      out[name] = {{"torch_mm_ms", stat_json(stats(mm_ms))},
+                   {"lora_kernel_ms", stat_json(stats(kernel_ms))}};
+      std::cerr << "  " << name << ": torch::mm " << fmt(stats(mm_ms), 3) << " ms, lora kernel "
+                << fmt(stats(kernel_ms), 3) << " ms\n";
+    }
   }
   return out;
 }

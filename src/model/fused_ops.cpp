@@ -6,6 +6,7 @@
 #include "model/fused_ops.h"
 
 #include "model/qwen2.h"
+#include "model/silu_kernels.h"
 
 #include <torch/csrc/autograd/custom_function.h>
 
@@ -53,6 +54,7 @@ class SiluMulFunction : public torch::autograd::Function<SiluMulFunction> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& gate,
                                const torch::Tensor& up) {
     ctx->save_for_backward({gate, up});
+    if (silu_kernels::supported(gate, up)) return silu_kernels::forward(gate, up);  // [..., I]
     return torch::silu(gate).mul_(up);  // [..., I]
   }
 
@@ -60,6 +62,10 @@ class SiluMulFunction : public torch::autograd::Function<SiluMulFunction> {
     const auto saved = ctx->get_saved_variables();
     const torch::Tensor& gate = saved[0];  // [..., I]
     const torch::Tensor& up = saved[1];    // [..., I]
+    if (silu_kernels::supported(gate, up) && grads[0].sizes() == gate.sizes()) {
+      auto [d_gate, d_up] = silu_kernels::backward(grads[0], gate, up);  // [..., I] x2, one pass
+      return {d_gate, d_up};
+    }
     torch::Tensor g32 = widened_copy(grads[0]);                // [..., I]
     torch::Tensor gate32 = widened_copy(gate);                 // [..., I]
     torch::Tensor s = torch::sigmoid(gate32);                  // [..., I]

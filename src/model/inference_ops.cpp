@@ -2,6 +2,8 @@
 // `round_as<scalar_t>` is where the reference chain rounds an fp32 intermediate to its dtype.
 #include "model/inference_ops.h"
 
+#include "model/silu_kernels.h"
+
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -155,6 +157,8 @@ torch::Tensor silu_mul(const torch::Tensor& gate, const torch::Tensor& up) {
   check_same(gate, up, "silu_mul");
   TORCH_CHECK(gate.sizes() == up.sizes(), "inference::silu_mul: gate ", gate.sizes(), " and up ",
               up.sizes(), " differ");
+  // The AVX-512 pass that the autograd node also runs, so both modes give the same values.
+  if (silu_kernels::supported(gate, up)) return silu_kernels::forward(gate, up);  // [..., I]
   torch::Tensor gc = gate.contiguous();     // [..., I]
   torch::Tensor uc = up.contiguous();       // [..., I]
   torch::Tensor out = torch::empty_like(gc);  // [..., I]

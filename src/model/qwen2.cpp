@@ -8,6 +8,7 @@
 #include "model/fused_ops.h"
 #include "model/inference_ops.h"
 #include "model/small_linear.h"
+#include "lora/lora_linear.h"
 
 #include <cmath>
 #include <limits>
@@ -117,7 +118,6 @@ Qwen2LinearImpl::Qwen2LinearImpl(std::string path, int64_t in, int64_t out, bool
 torch::Tensor Qwen2LinearImpl::forward(const torch::Tensor& x,
                                        const lora::LoraAdapter* adapter) {
   torch::Tensor y;
-  bool y_is_fresh = false;  // y owns its storage (not a view), so the LoRA term can go in place
   const int64_t in = weight.size(1);
   const int64_t rows = x.numel() / in;
   const bool needs_grad = torch::GradMode::is_enabled() && x.requires_grad();
@@ -147,12 +147,21 @@ torch::Tensor Qwen2LinearImpl::forward(const torch::Tensor& x,
     if (bias.defined()) y = y + bias;         // [out]
     y = y.view(shape);                        // [..., out]
   } else {
-    y = torch::linear(x, weight, bias);       // [..., out] base dtype
-    y_is_fresh = true;
+    if (pair != nullptr) {
+      // PEFT: result + lora_B(lora_A(dropout(x))) * scaling, with the LoRA products in fp32
+      // added into the base output in place (lora_linear.h). Dropout applies to a widened copy.
+      const double p = adapter->config.lora_dropout;
+      torch::Tensor x_lora = adapter->training && p > 0.0
+                                 ? lora::detail::dropout(x.to(pair->a.scalar_type()), p)
+                                 : x;  // [..., in]
+      return lora::lora_linear(x, weight, bias, x_lora, pair->a, pair->b,
+                               adapter->config.scaling());  // [..., out]
+    }
+    return torch::linear(x, weight, bias);  // [..., out] base dtype
   }
   if (pair == nullptr) return y;
-  // PEFT: result + lora_B(lora_A(dropout(x))) * scaling, computed in the LoRA dtype (fp32).
-  // lora_delta widens x itself; with dropout the mask applies to the widened copy.
+  // The matrix-vector paths above when the pair could not be folded: the LoRA term as its own
+  // node, rounded once when added.
   torch::Tensor xin = x;  // [..., in]
   const double p = adapter->config.lora_dropout;
   if (adapter->training && p > 0.0) {
@@ -160,10 +169,6 @@ torch::Tensor Qwen2LinearImpl::forward(const torch::Tensor& x,
   }
   torch::Tensor delta =
       lora::detail::lora_delta(xin, pair->a, pair->b, adapter->config.scaling());  // [..., out] fp32
-  if (y_is_fresh) {
-    // Added in place, rounded once (the base linear's backward does not need its output).
-    return y.add_(delta);  // [..., out]
-  }
   return y + delta.to(y.scalar_type());  // [..., out]
 }
 
