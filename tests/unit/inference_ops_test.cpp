@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 namespace eztinker::model {
 namespace {
@@ -129,31 +130,38 @@ TEST(InferenceOps, DecodeAttentionMatchesRopeCacheWriteAndAttention) {
   }
 }
 
-TEST(InferenceOps, DecodeAttentionAtPositionZeroReturnsItsOwnValue) {
-  // One visible key: softmax is 1, the output is v (repeated over the G heads of its group).
-  const int64_t H = 4, KV = 2, D = 8;
+// One sequence at position 0 with H = 4 query heads over KV = 2, D = 8, and an empty
+// 3-position cache.
+struct FirstStep {
+  static constexpr int64_t H = 4, KV = 2, D = 8;
   torch::Tensor q = torch::randn({1, 1, H * D});
   torch::Tensor k = torch::randn({1, 1, KV * D});
   torch::Tensor v = torch::randn({1, 1, KV * D});
-  auto [cos, sin] = detail::rope_cos_sin(torch::zeros({1, 1}, torch::kInt64), D, 10000.0);
+  torch::Tensor cos, sin;
   torch::Tensor ck = torch::zeros({1, KV, 3, D});
   torch::Tensor cv = torch::zeros({1, KV, 3, D});
-  torch::Tensor got = inference::decode_attention(q, k, v, cos, sin, ck, cv, 0, H).view({H, D});
-  torch::Tensor vh = v.view({KV, D});
+  FirstStep() {
+    std::tie(cos, sin) = detail::rope_cos_sin(torch::zeros({1, 1}, torch::kInt64), D, 10000.0);
+  }
+};
+
+TEST(InferenceOps, DecodeAttentionAtPositionZeroReturnsItsOwnValue) {
+  // One visible key: softmax is 1, the output is v (repeated over the G heads of its group).
+  FirstStep s;
+  const int64_t H = FirstStep::H, KV = FirstStep::KV, D = FirstStep::D;
+  torch::Tensor got =
+      inference::decode_attention(s.q, s.k, s.v, s.cos, s.sin, s.ck, s.cv, 0, H).view({H, D});
+  torch::Tensor vh = s.v.view({KV, D});
   for (int64_t h = 0; h < H; ++h) {
     EXPECT_LE(max_abs_diff(got[h], vh[h / 2]), 1e-6) << h;
   }
-  EXPECT_TRUE(torch::equal(ck[0].select(1, 0), k.view({KV, D})));  // RoPE at position 0 = identity
+  EXPECT_TRUE(torch::equal(s.ck[0].select(1, 0), s.k.view({KV, D})));  // RoPE at 0 = identity
 }
 
 TEST(InferenceOps, BadInputsThrowAndLeaveTheCacheAlone) {
-  const int64_t H = 4, KV = 2, D = 8;
-  torch::Tensor q = torch::randn({1, 1, H * D});
-  torch::Tensor k = torch::randn({1, 1, KV * D});
-  torch::Tensor v = torch::randn({1, 1, KV * D});
-  auto [cos, sin] = detail::rope_cos_sin(torch::zeros({1, 1}, torch::kInt64), D, 10000.0);
-  torch::Tensor ck = torch::zeros({1, KV, 3, D});
-  torch::Tensor cv = torch::zeros({1, KV, 3, D});
+  FirstStep s;
+  const int64_t H = FirstStep::H, D = FirstStep::D;
+  auto [q, k, v, cos, sin, ck, cv] = std::tie(s.q, s.k, s.v, s.cos, s.sin, s.ck, s.cv);
   EXPECT_THROW(inference::decode_attention(q, k, v, cos, sin, ck, cv, 3, H), c10::Error);  // full
   EXPECT_THROW(inference::decode_attention(q, k, v, cos, sin, ck, cv, 0, 3), c10::Error);  // 3 % 2
   EXPECT_THROW(inference::decode_attention(q.to(torch::kBFloat16), k, v, cos, sin, ck, cv, 0, H),
