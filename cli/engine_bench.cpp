@@ -175,7 +175,12 @@ nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype) {
         engine.forward(run.run_id, one, {}, true);
       }
       engine.optim_step(run.run_id, adam);
-      std::cerr << "  wrote profiler trace of one fb1x256 to " << o.profile << "\n";
+      {
+        torch::autograd::profiler::RecordProfile guard(o.profile + ".forward");
+        engine.forward(run.run_id, one, {}, false);
+      }
+      std::cerr << "  wrote profiler traces of one fb1x256 to " << o.profile
+                << " and of one forward 1x256 to " << o.profile << ".forward\n";
     }
     result["peak_rss_train"] = rss_bytes().second;
   }
@@ -444,7 +449,8 @@ void register_bench_command(CLI::App& app, CliContext& ctx) {
       ->check(CLI::IsMember({"all", "train", "decode", "kernels"}));
   cmd->add_option("--profile", opts->profile,
                   "Write a libtorch profiler trace (chrome://tracing JSON) of one extra "
-                  "forward_backward 1x256 to this file (train rows) and of one batch-1 sample to "
+                  "forward_backward 1x256 to this file and of one forward 1x256 to FILE.forward "
+                  "(train rows), and of one batch-1 sample to "
                   "FILE.decode and of one num_samples=4 sample to FILE.decode4 (decode rows)");
   cmd->add_flag("--reference", opts->reference,
                 "Also run bench/reference_pytorch.py (PyTorch eager + LoRA) and print ratios");

@@ -1,6 +1,4 @@
-// See silu_kernels.h. exp is a Cephes-style polynomial (max error ~2 ulp on fp32, far below the
-// bf16 rounding that follows), scaled by 2^n with vscalefps, which also yields 0 and inf for
-// large |x| without special cases.
+// See silu_kernels.h. exp is avx512::exp16 (a polynomial, ~2 ulp on fp32).
 #include "model/silu_kernels.h"
 
 #include "model/avx512_util.h"
@@ -12,29 +10,11 @@ namespace eztinker::model::silu_kernels {
 
 namespace {
 
+using avx512::exp16;
 using avx512::lanes;
 using avx512::load16;
 using avx512::round_as;
 using avx512::store16;
-
-// e^x per lane: x = n ln2 + r with |r| <= ln2 / 2, e^r by a degree-6 polynomial, times 2^n.
-EZTINKER_AVX512 inline __m512 exp16(__m512 x) {
-  x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(100.0f)), _mm512_set1_ps(-100.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  // r = x - n ln2, with ln2 split in two parts so that n * ln2_hi is exact.
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  // e^r = 1 + r + r^2 * p(r)
-  const __m512 er = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(r, r), p, r), _mm512_set1_ps(1.0f));
-  return _mm512_scalef_ps(er, n);
-}
 
 EZTINKER_AVX512 inline __m512 sigmoid16(__m512 g) {
   const __m512 one = _mm512_set1_ps(1.0f);

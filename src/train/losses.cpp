@@ -4,6 +4,9 @@
 // ~600 KB per position. Here each chunk's logits live only inside the loop.
 #include "train/losses.h"
 
+#include "model/dtype.h"
+#include "train/lm_head_kernels.h"
+
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
@@ -29,11 +32,26 @@ class TargetLogprobsFunction : public torch::autograd::Function<TargetLogprobsFu
     if (need_grad) {
       direction = torch::empty({n, hidden.size(1)}, hidden.options().dtype(torch::kFloat32));
     }
-    for (int64_t start = 0; start < n; start += chunk_rows) {
-      const int64_t rows = std::min(chunk_rows, n - start);
+    // Chunks of equal size (at most chunk_rows): 255 rows as 128 + 127, not 220 + 35, whose
+    // small GEMM runs well below the large one's rate.
+    const int64_t chunks = (n + chunk_rows - 1) / std::max<int64_t>(1, chunk_rows);
+    const int64_t even_rows = (n + chunks - 1) / std::max<int64_t>(1, chunks);
+    for (int64_t start = 0; start < n; start += even_rows) {
+      const int64_t rows = std::min(even_rows, n - start);
       auto h = hidden.narrow(0, start, rows);                                // [r, H]
       auto t = targets.narrow(0, start, rows).unsqueeze(1);                  // [r, 1]
-      auto logits = torch::nn::functional::linear(h, weight).to(torch::kFloat32);  // [r, V]
+      auto chunk_logits = torch::nn::functional::linear(h, weight);          // [r, V] weight dtype
+      if (lm_head_kernels::supported(chunk_logits)) {
+        // bf16 on an avx512_bf16 CPU: passes over the bf16 logits, softmax - onehot in place.
+        lm_head_kernels::target_logprobs(chunk_logits, t.squeeze(1), logprobs.narrow(0, start, rows),
+                                         need_grad);
+        if (need_grad) {
+          // d logp / d h = -(softmax - onehot) @ W: [r, H].
+          direction.narrow(0, start, rows).copy_(torch::matmul(chunk_logits, weight).neg_());
+        }
+        continue;
+      }
+      auto logits = chunk_logits.to(torch::kFloat32);                       // [r, V]
       // log-sum-exp with the max shift written out and the exponentials taken in place, so the
       // chunk never holds a second [r, V] fp32 buffer (logsumexp() allocates one).
       auto target_logit = logits.gather(1, t);                              // [r, 1]
@@ -87,6 +105,11 @@ torch::Tensor target_logprobs(const torch::Tensor& hidden,
               "target_logprobs: shape mismatch");
   if (chunk_rows <= 0) {
     chunk_rows = default_chunk_rows(lm_head_weight.size(0));
+    // The bf16 kernel path holds no fp32 copy of a chunk: the same bytes hold twice the rows.
+    if (lm_head_weight.scalar_type() == torch::kBFloat16 && lm_head_weight.device().is_cpu() &&
+        model::cpu_has_fast_bf16()) {
+      chunk_rows *= 2;
+    }
   }
   const bool need_grad = hidden.requires_grad() && torch::GradMode::is_enabled();
   auto targets64 = targets.to(torch::kLong);  // [N]

@@ -54,6 +54,33 @@ TEST(TargetLogprobs, Bf16WithinToleranceOfFp32) {
   EXPECT_LT((bf16 - fp32).abs().max().item<double>(), 0.15);
 }
 
+TEST(TargetLogprobs, Bf16KernelPathMatchesFp64OnTheSameLogitsAndItsGradient) {
+  // bf16 weights on an avx512_bf16 CPU take lm_head_kernels (elsewhere the fp32 path; the
+  // expectations hold for both). Reference: the same bf16-rounded logits in fp64. V = 1000 is
+  // not a multiple of 16 lanes; the chunk size 7 splits 20 rows as 7 + 7 + 6.
+  torch::manual_seed(4);
+  auto w = (torch::randn({1000, 32}) * 0.5).to(torch::kBFloat16);  // [V, H]
+  auto t = torch::randint(0, 1000, {20}, torch::kLong);
+  t[0] = 0;    // first and last vocabulary entries as targets
+  t[1] = 999;
+  auto h = (torch::randn({20, 32}) * 0.5).to(torch::kBFloat16).requires_grad_(true);  // [N, H]
+  auto coeff = torch::randn({20});
+  for (int64_t chunk : {int64_t{7}, int64_t{0}}) {
+    auto got = target_logprobs(h, w, t, chunk);  // [N] fp32
+    (got * coeff).sum().backward();
+    auto logits = torch::linear(h.detach(), w).to(torch::kFloat64);  // [N, V] as the GEMM rounds
+    auto want = logits.log_softmax(-1).gather(1, t.unsqueeze(1)).squeeze(1);
+    EXPECT_LT((got.to(torch::kFloat64) - want).abs().max().item<double>(), 1e-4) << chunk;
+    // d/dh sum_i c_i logp_i = c_i (W[t_i] - softmax_i W), in fp64 from the same logits.
+    auto w64 = w.to(torch::kFloat64);
+    auto want_grad = (w64.index_select(0, t) - logits.softmax(-1).mm(w64)) * coeff.to(torch::kFloat64).unsqueeze(1);
+    const double scale = want_grad.abs().max().item<double>();
+    EXPECT_LT((h.grad().to(torch::kFloat64) - want_grad).abs().max().item<double>(), 0.02 * scale)
+        << chunk;
+    h.mutable_grad().reset();
+  }
+}
+
 TEST(TargetLogprobs, NoGradientStoredWithoutRequiresGrad) {
   auto hidden = torch::randn({4, 3});
   auto w = torch::randn({5, 3});
