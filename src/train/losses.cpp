@@ -15,7 +15,7 @@ namespace eztinker::train {
 
 namespace {
 
-constexpr int64_t kChunkElements = int64_t{1} << 24;  // 16 M fp32 logits = 64 MB per chunk
+constexpr int64_t kChunkElements = int64_t{1} << 25;  // 32 M fp32 logits = 128 MB per chunk
 
 // Forward computes log-probs chunk by chunk; with grad it also keeps d logp / d hidden per row.
 class TargetLogprobsFunction : public torch::autograd::Function<TargetLogprobsFunction> {

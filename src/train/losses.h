@@ -31,7 +31,7 @@ struct LossInputs {
   torch::Tensor sampler_logprobs;  // [N] fp32; RL losses only (log q(target) of the sampler)
 };
 
-// Default row count of one lm_head chunk: keeps one chunk's fp32 logits near 64 MB.
+// Default row count of one lm_head chunk: keeps one chunk's fp32 logits near 128 MB.
 int64_t default_chunk_rows(int64_t vocab_size);
 
 // log p(targets[i] | hidden[i]) for every row, computing the lm_head in row chunks.
