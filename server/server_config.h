@@ -25,8 +25,9 @@ struct ServerConfig {
   // every idle keep-alive connection holds one, so this bounds concurrent waiting clients.
   int http_threads = 32;
 
-  // --checkpoints-dir: where checkpoints (<dir>/<run_id>/<name>/) and the run registry
-  // (runs.json, read back on restart) live.
+  // --checkpoints-dir: where checkpoints (<dir>/<run_id>/<name>/) and runs.json (metadata of
+  // the runs, for inspection) live. Checkpoints survive a restart; runs are recreated from them
+  // with POST /v1/runs {from_checkpoint} (docs/architecture.md, "Restart").
   std::filesystem::path checkpoints_dir = "checkpoints";
   // --models-dir: directory searched for model names (also env EZTINKER_MODELS_DIR); empty =
   // only aliases, paths and the HF cache.
