@@ -13,6 +13,7 @@
 #include "model/small_linear.h"
 
 #include <nlohmann/json.hpp>
+#include <omp.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <algorithm>
@@ -27,6 +28,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -229,6 +231,68 @@ nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype) {
     }
   }
 
+  if (o.rows == "concurrency") {
+    // Two runs training at once, as two server workers do: forward_backward 1x256 on each from
+    // two threads, with every thread at the full intra-op thread count (OpenMP threads
+    // oversubscribe the cores) or at its share, against the same four steps one after another.
+    auto run2 = engine.create_run(spec);
+    std::vector<engine::TrainExample> one(1);
+    one[0].input_ids = bench_tokens(256, 1, vocab);
+    const int total = o.threads > 0 ? o.threads : omp_get_max_threads();
+    constexpr int kSteps = 2;  // per run
+    // Each run gets kSteps forward_backward 1x256 (train) or kSteps batch-1 samples of 64 new
+    // tokens after a 32-token prompt (decode); returns the wall time for both runs.
+    auto both = [&](bool train, int threads_each, bool concurrent) {
+      auto steps = [&](const std::string& id) {
+        omp_set_num_threads(threads_each);  // this thread's OpenMP regions (libtorch's too)
+        engine::SampleSpec s;
+        s.run_id = id;
+        s.prompt_ids = bench_tokens(32, 99, vocab);
+        s.max_new_tokens = 64;
+        s.stop_token_ids = std::vector<int32_t>{};
+        for (int i = 0; i < kSteps; ++i) {
+          if (train) {
+            engine.forward(id, one, {}, true);
+          } else {
+            engine.sample(s);
+          }
+        }
+      };
+      return seconds([&] {
+        if (!concurrent) {
+          steps(run.run_id);
+          steps(run2.run_id);
+          return;
+        }
+        std::thread other(steps, run2.run_id);
+        steps(run.run_id);
+        other.join();
+      });
+    };
+    for (const bool train : {true, false}) {
+      both(train, total, false);  // warm-up
+      const double tokens = 2.0 * kSteps * (train ? 256 : 64);
+      std::vector<double> serial, oversubscribed, shared;
+      for (int r = 0; r < o.repeats; ++r) {
+        serial.push_back(tokens / both(train, total, false));
+        oversubscribed.push_back(tokens / both(train, total, true));
+        shared.push_back(tokens / both(train, std::max(1, total / 2), true));
+      }
+      const std::string row = train ? "concurrent_fb1x256" : "concurrent_sample_b1";
+      result[row + "_serial_tok_s"] = stat_json(stats(serial));
+      result[row + "_full_threads_tok_s"] = stat_json(stats(oversubscribed));
+      result[row + "_shared_threads_tok_s"] = stat_json(stats(shared));
+      std::cerr << "  [" << dtype << "] 2 runs x " << (train ? "fb1x256" : "sample b1")
+                << " (tok/s total): one after another " << fmt(stats(serial), 1)
+                << ", concurrent with " << total << " threads each " << fmt(stats(oversubscribed), 1)
+                << ", concurrent with " << std::max(1, total / 2) << " each "
+                << fmt(stats(shared), 1) << "\n";
+    }
+    omp_set_num_threads(total);
+    engine.delete_run(run2.run_id);
+    return result;
+  }
+
   // 8 runs on one base: each gets gradients and optimizer moments (one step).
   {
     std::vector<std::string> ids;
@@ -339,7 +403,13 @@ void print_table(const nlohmann::json& all, const nlohmann::json& reference) {
       {"forward_1x256_tok_s", "forward only 1x256 (tok/s)"},
       {"optim_step_ms", "optim_step (ms)"},
       {"sample_batch1_tok_s", "sample batch 1, 64 new (tok/s)"},
-      {"sample_4_total_tok_s", "sample num_samples=4 (tok/s total)"}};
+      {"sample_4_total_tok_s", "sample num_samples=4 (tok/s total)"},
+      {"concurrent_fb1x256_serial_tok_s", "2 runs fb 1x256, one after another"},
+      {"concurrent_fb1x256_full_threads_tok_s", "2 runs at once, all threads each"},
+      {"concurrent_fb1x256_shared_threads_tok_s", "2 runs at once, half the threads each"},
+      {"concurrent_sample_b1_serial_tok_s", "2 runs sample b1, one after another"},
+      {"concurrent_sample_b1_full_threads_tok_s", "2 runs at once, all threads each"},
+      {"concurrent_sample_b1_shared_threads_tok_s", "2 runs at once, half the threads each"}};
   for (const auto& [dtype, r] : all.items()) {
     std::cout << "\n== base dtype " << dtype << " ==\n";
     for (const auto& [key, label] : rows) {
@@ -367,6 +437,7 @@ void print_table(const nlohmann::json& all, const nlohmann::json& reference) {
       std::cout << "; peak RSS of the training rows " << gb(r["peak_rss_train"]) << " GB";
     }
     std::cout << "\n";
+    if (!r.contains("peak_rss")) continue;  // --rows concurrency stops before the memory rows
     std::cout << std::fixed << std::setprecision(2) << "peak RSS " << gb(r["peak_rss"])
               << " GB; base " << gb(r["base_bytes"]) << " GB; 8 runs add "
               << gb(r["rss_8_runs_delta"]) << " GB (state " << gb(r["per_run_state_bytes"])
@@ -445,8 +516,8 @@ void register_bench_command(CLI::App& app, CliContext& ctx) {
       ->check(CLI::Range(0, 1024));
   cmd->add_option("--repeats", opts->repeats, "Timed repeats per row (after one warm-up)")
       ->check(CLI::Range(1, 1000));
-  cmd->add_option("--rows", opts->rows, "all | train | decode | kernels (decode matvec micro-bench)")
-      ->check(CLI::IsMember({"all", "train", "decode", "kernels"}));
+  cmd->add_option("--rows", opts->rows, "all | train | decode | kernels (decode matvec micro-bench) | concurrency (two runs training at once)")
+      ->check(CLI::IsMember({"all", "train", "decode", "kernels", "concurrency"}));
   cmd->add_option("--profile", opts->profile,
                   "Write a libtorch profiler trace (chrome://tracing JSON) of one extra "
                   "forward_backward 1x256 to this file and of one forward 1x256 to FILE.forward "
