@@ -52,7 +52,9 @@ EZTINKER_AVX512 inline __m512 round_as(__m512 v, const c10::BFloat16*) {
 // rounding that usually follows); vscalefps applies 2^n and yields 0 and inf for large |x|.
 // x = n ln2 + r with |r| <= ln2 / 2, e^r by a degree-6 polynomial, times 2^n.
 EZTINKER_AVX512 inline __m512 exp16(__m512 x) {
-  x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(100.0f)), _mm512_set1_ps(-100.0f));
+  // Clamped to where 2^n is inf (above) or 0 (below: e^-120 underflows even as a denormal), so
+  // a masked score (a huge negative) gives exactly 0, as std::exp does.
+  x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(100.0f)), _mm512_set1_ps(-120.0f));
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   // r = x - n ln2, with ln2 split in two parts so that n * ln2_hi is exact.
