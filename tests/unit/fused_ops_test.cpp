@@ -3,6 +3,7 @@
 #include "model/fused_ops.h"
 
 #include "model/qwen2.h"
+#include "tensor_testing.h"
 
 #include <gtest/gtest.h>
 
@@ -11,9 +12,7 @@
 namespace eztinker::model {
 namespace {
 
-double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a.to(torch::kFloat32) - b.to(torch::kFloat32)).abs().max().item<double>();
-}
+using eztinker::testing::max_abs_diff;
 
 // Value and input gradient of f at x for the upstream gradient g.
 std::pair<torch::Tensor, torch::Tensor> value_and_grad(

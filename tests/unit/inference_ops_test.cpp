@@ -6,6 +6,7 @@
 #include "model/inference_ops.h"
 
 #include "model/qwen2.h"
+#include "tensor_testing.h"
 
 #include <gtest/gtest.h>
 
@@ -16,9 +17,7 @@
 namespace eztinker::model {
 namespace {
 
-double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a.to(torch::kFloat32) - b.to(torch::kFloat32)).abs().max().item<double>();
-}
+using eztinker::testing::max_abs_diff;
 
 // Largest tolerated difference for values of magnitude up to `scale`: 1e-5 relative in fp32,
 // one bf16 step (2^-7 relative) in bf16.

@@ -5,6 +5,7 @@
 
 #include "model/dtype.h"
 #include "model/weights.h"
+#include "tensor_testing.h"
 #include "test_support.h"
 #include "tiny_qwen2.h"
 
@@ -23,9 +24,7 @@ using eztinker::testing::tiny_qwen2_config;
 constexpr double kOpTol = 1e-5;
 constexpr double kLogitTol = 1e-4;
 
-double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a.to(torch::kFloat32) - b.to(torch::kFloat32)).abs().max().item<double>();
-}
+using eztinker::testing::max_abs_diff;
 
 TEST(Qwen2, ParameterNamesAreHuggingFaceNames) {
   auto tied = tiny_qwen2(1, /*tied=*/true);
