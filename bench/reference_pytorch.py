@@ -232,7 +232,7 @@ def main():
         prompt = bench_tokens(32, 99, vocab)
 
         @torch.no_grad()
-        def generate(n, greedy):
+        def generate(n, greedy, new_tokens=64):
             cache = []
             h = model(torch.tensor([prompt]), cache)
             logits = model.logits(h[:, -1])
@@ -240,21 +240,25 @@ def main():
                 cache[:] = [(k.expand(n, -1, -1, -1).contiguous(),
                              v.expand(n, -1, -1, -1).contiguous()) for k, v in cache]
                 logits = logits.expand(n, -1)
-            for _ in range(63):  # the prefill already produced the first token
+            for _ in range(new_tokens - 1):  # the prefill already produced the first token
                 tok = logits.argmax(-1) if greedy else torch.multinomial(logits.softmax(-1), 1)[:, 0]
                 h = model(tok[:, None], cache)
                 logits = model.logits(h[:, -1])
 
-        d1, d4 = [], []
+        d1, d4, steps1 = [], [], []
         for r in range(a.repeats + 1):
             t = time.perf_counter(); generate(1, True); t1 = time.perf_counter() - t
+            # stopped after the first token: the 63 steps after it are llama-bench's tg figure
+            t = time.perf_counter(); generate(1, True, 1); t_first = time.perf_counter() - t
             t = time.perf_counter(); generate(4, False); t4 = time.perf_counter() - t
             print(f"  [pytorch {a.dtype}] repeat {r}: decode b1 {64 / t1:.1f} "
-                  f"4 samples {256 / t4:.1f}", file=sys.stderr)
+                  f"(steps {63 / (t1 - t_first):.1f}) 4 samples {256 / t4:.1f}", file=sys.stderr)
             if r > 0:
                 d1.append(64 / t1)
                 d4.append(256 / t4)
+                steps1.append(63 / (t1 - t_first))
         out["sample_batch1_tok_s"] = stats(d1)
+        out["decode_steps_batch1_tok_s"] = stats(steps1)
         out["sample_4_total_tok_s"] = stats(d4)
 
     out["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

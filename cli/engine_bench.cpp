@@ -11,6 +11,7 @@
 #include "model/cpu_runtime.h"
 #include "model/random_model.h"
 #include "model/small_linear.h"
+#include "model/weight_arena.h"
 
 #include <nlohmann/json.hpp>
 #include <omp.h>
@@ -118,6 +119,7 @@ nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype) {
   result["base_bytes"] = base.bytes;
   result["rss_after_load"] = rss_base;
   result["peak_rss_load"] = hwm_base;   // loading at its worst (file pages, temporaries)
+  result["huge_page_bytes_after_load"] = model::huge_page_bytes();  // the weight arena's share
   model::reset_peak_resident_memory();  // so peak_rss_train is the training rows' own
 
   engine::CreateRunSpec spec;
@@ -196,9 +198,15 @@ nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype) {
     s.stop_token_ids = std::vector<int32_t>{};  // always 64 new tokens
     std::vector<double> d1;
     std::vector<double> d4;
+    std::vector<double> steps1;
     for (int r = 0; r <= o.repeats; ++r) {
       s.num_samples = 1;
       const double t1 = seconds([&] { engine.sample(s); });
+      // The same request stopped after its first token (prefill + one sampling step): the 63
+      // steps after it alone are what llama-bench's tg figure counts.
+      s.max_new_tokens = 1;
+      const double t_first = seconds([&] { engine.sample(s); });
+      s.max_new_tokens = 64;
       s.num_samples = 4;
       s.temperature = 1.0;
       s.seed = static_cast<uint64_t>(r);
@@ -207,11 +215,14 @@ nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype) {
       if (r > 0) {
         d1.push_back(64.0 / t1);
         d4.push_back(4 * 64.0 / t4);
+        steps1.push_back(63.0 / (t1 - t_first));
       }
       std::cerr << "  [" << dtype << "] repeat " << r << ": decode b1 " << 64.0 / t1
-                << " tok/s, 4 samples " << 256.0 / t4 << " tok/s total\n";
+                << " tok/s (steps after the first " << 63.0 / (t1 - t_first)
+                << " tok/s), 4 samples " << 256.0 / t4 << " tok/s total\n";
     }
     result["sample_batch1_tok_s"] = stat_json(stats(d1));
+    result["decode_steps_batch1_tok_s"] = stat_json(stats(steps1));
     result["sample_4_total_tok_s"] = stat_json(stats(d4));
     if (!o.profile.empty()) {
       s.num_samples = 1;
@@ -342,23 +353,34 @@ nlohmann::json bench_kernels(const BenchOptions& o) {
   torch::NoGradGuard no_grad;
   for (const auto& [name, n, k] : std::vector<std::tuple<std::string, int64_t, int64_t>>{
            {"mlp_up_4864x896", 4864, 896}, {"lm_head_151936x896", 151936, 896}}) {
-    auto w = torch::randn({n, k}).to(torch::kBFloat16);  // [N, K]
+    auto w = torch::randn({n, k}).to(torch::kBFloat16);  // [N, K], libtorch's allocator
+    auto w_arena = w.clone();                            // [N, K], moved to huge pages below
+    const int64_t huge_before = model::huge_page_bytes();
+    model::move_to_weight_arena({w_arena});
+    std::cerr << "  " << name << ": " << (model::huge_page_bytes() - huge_before) / (1 << 20)
+              << " of " << w_arena.nbytes() / (1 << 20) << " MiB of the arena copy on huge pages\n";
     auto x = torch::randn({1, k}).to(torch::kBFloat16);  // [1, K]
     const double bytes = static_cast<double>(n * k * 2);
     std::vector<double> lin;
     std::vector<double> ker;
+    std::vector<double> ker_arena;
     for (int r = 0; r <= o.repeats * 4; ++r) {
       const double a = seconds([&] { torch::linear(x, w); });
       const double b = seconds([&] { kernels::small_linear(x, w, {}, torch::kBFloat16); });
+      const double c = seconds([&] { kernels::small_linear(x, w_arena, {}, torch::kBFloat16); });
       if (r > 0) {
         lin.push_back(bytes / a / 1e9);
         ker.push_back(bytes / b / 1e9);
+        ker_arena.push_back(bytes / c / 1e9);
       }
     }
     out[name] = {{"torch_linear_GB_s", stat_json(stats(lin))},
-                 {"small_linear_GB_s", stat_json(stats(ker))}};
+                 {"small_linear_GB_s", stat_json(stats(ker))},
+                 {"small_linear_weight_arena_GB_s", stat_json(stats(ker_arena))}};
     std::cerr << "  " << name << ": torch::linear " << fmt(stats(lin), 2)
-              << " GB/s, small_linear " << fmt(stats(ker), 2) << " GB/s\n";
+              << " GB/s, small_linear " << fmt(stats(ker), 2)
+              << " GB/s, small_linear on the weight arena (huge pages) "
+              << fmt(stats(ker_arena), 2) << " GB/s\n";
   }
   // The LoRA branch's skinny products at a 1x256 training step (r = 8, bf16 activations):
   // torch::mm on fp32 copies (what the branch did before) vs lora::kernels. Milliseconds.
@@ -403,6 +425,7 @@ void print_table(const nlohmann::json& all, const nlohmann::json& reference) {
       {"forward_1x256_tok_s", "forward only 1x256 (tok/s)"},
       {"optim_step_ms", "optim_step (ms)"},
       {"sample_batch1_tok_s", "sample batch 1, 64 new (tok/s)"},
+      {"decode_steps_batch1_tok_s", "  its 63 steps after the first token"},
       {"sample_4_total_tok_s", "sample num_samples=4 (tok/s total)"},
       {"concurrent_fb1x256_serial_tok_s", "2 runs fb 1x256, one after another"},
       {"concurrent_fb1x256_full_threads_tok_s", "2 runs at once, all threads each"},
@@ -429,7 +452,8 @@ void print_table(const nlohmann::json& all, const nlohmann::json& reference) {
     }
     auto gb = [](const nlohmann::json& v) { return v.get<double>() / 1e9; };
     std::cout << std::fixed << std::setprecision(2) << "RSS after load " << gb(r["rss_after_load"])
-              << " GB (peak while loading " << gb(r["peak_rss_load"]) << " GB)";
+              << " GB (peak while loading " << gb(r["peak_rss_load"]) << " GB, "
+              << gb(r["huge_page_bytes_after_load"]) << " GB on huge pages)";
     if (r.contains("peak_rss_fb1x256")) {
       std::cout << "; peak RSS through fb 1x256 " << gb(r["peak_rss_fb1x256"]) << " GB";
     }

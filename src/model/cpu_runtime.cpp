@@ -41,6 +41,16 @@ ResidentMemory resident_memory() {
   return out;
 }
 
+int64_t huge_page_bytes() {
+  std::ifstream in("/proc/self/smaps_rollup");
+  std::string line;
+  while (std::getline(in, line)) {
+    // "AnonHugePages:    2048 kB"
+    if (line.rfind("AnonHugePages:", 0) == 0) return std::stoll(line.substr(14)) * 1024;
+  }
+  return 0;
+}
+
 void reset_peak_resident_memory() {
   std::ofstream out("/proc/self/clear_refs");
   out << "5";

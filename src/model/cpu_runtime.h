@@ -28,6 +28,11 @@ struct ResidentMemory {
 };
 ResidentMemory resident_memory();
 
+// Bytes of this process's anonymous memory backed by transparent huge pages now (AnonHugePages
+// of /proc/self/smaps_rollup, Linux >= 4.14; 0 where unavailable). Reading it walks the page
+// tables: a diagnostic, not for hot paths.
+int64_t huge_page_bytes();
+
 // Resets the peak (VmHWM) to the current RSS (Linux >= 4.0: "5" > /proc/self/clear_refs);
 // a no-op where unsupported.
 void reset_peak_resident_memory();

@@ -8,6 +8,7 @@
 #include "model/fused_ops.h"
 #include "model/inference_ops.h"
 #include "model/small_linear.h"
+#include "model/weight_arena.h"
 #include "lora/lora_linear.h"
 
 #include <cmath>
@@ -332,6 +333,9 @@ Qwen2ForCausalLMImpl::Qwen2ForCausalLMImpl(const Qwen2Config& config, torch::Dty
       projections_.emplace_back(p->path(), p);
     }
   }
+  // Before any weight is read in: decoding streams all weights once per token, and on huge
+  // pages that stream runs ~40% faster here (weight_arena.h).
+  if (device.is_cpu()) move_parameters_to_weight_arena(*this);
 }
 
 std::vector<std::string> Qwen2ForCausalLMImpl::projection_paths(const std::string& short_name) const {

@@ -206,6 +206,24 @@ TEST(SmallLinear, MatchesFp32ReferenceOnBf16Weights) {
   }
 }
 
+TEST(SmallLinear, OneRowReadsEveryWidthAndRowSplit) {
+  // One row of x takes the row-by-row path (128 bf16 per step, then whole vectors, then a
+  // masked one). Widths cover each part alone and together: 7 (masked only), 32 (one vector),
+  // 128 (one step), 293 = 2 * 128 + 32 + 5 (all three), 896 (Qwen2-0.5B). 600 output rows are
+  // split between the threads (grain 256).
+  torch::manual_seed(14);
+  for (int64_t k : {7, 32, 128, 293, 896}) {
+    auto w = torch::randn({600, k}).to(torch::kBFloat16);  // [N, K]
+    auto x = torch::randn({1, k}).to(torch::kBFloat16);    // [1, K]
+    // fp64 of the same bf16 values: the kernel's only error is its fp32 summation.
+    auto expected = torch::linear(x.to(torch::kFloat64), w.to(torch::kFloat64));  // [1, N]
+    auto got = kernels::small_linear(x, w, {}, torch::kFloat32);                   // [1, N]
+    ASSERT_EQ(got.sizes(), expected.sizes());
+    const double tol = 1e-5 * std::sqrt(static_cast<double>(k)) * 4.0;
+    EXPECT_LT((got.to(torch::kFloat64) - expected).abs().max().item<double>(), tol) << "K=" << k;
+  }
+}
+
 TEST(SmallLinear, FoldsLoraIntoTheAccumulator) {
   torch::manual_seed(13);
   auto w = torch::randn({37, 70}).to(torch::kBFloat16);           // [N, K]
