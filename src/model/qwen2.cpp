@@ -335,7 +335,7 @@ Qwen2ForCausalLMImpl::Qwen2ForCausalLMImpl(const Qwen2Config& config, torch::Dty
   }
   // Before any weight is read in: decoding streams all weights once per token, and on huge
   // pages that stream runs ~40% faster here (weight_arena.h).
-  if (device.is_cpu()) move_parameters_to_weight_arena(*this);
+  if (device.is_cpu()) move_parameters_to_weight_arena(*this, ArenaValues::kZeros);
 }
 
 std::vector<std::string> Qwen2ForCausalLMImpl::projection_paths(const std::string& short_name) const {

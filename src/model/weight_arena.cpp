@@ -52,11 +52,12 @@ class Mapping {
 
 }  // namespace
 
-WeightArenaStats move_parameters_to_weight_arena(torch::nn::Module& module) {
-  return move_to_weight_arena(module.parameters(/*recurse=*/true));
+WeightArenaStats move_parameters_to_weight_arena(torch::nn::Module& module, ArenaValues values) {
+  return move_to_weight_arena(module.parameters(/*recurse=*/true), values);
 }
 
-WeightArenaStats move_to_weight_arena(const std::vector<torch::Tensor>& tensors) {
+WeightArenaStats move_to_weight_arena(const std::vector<torch::Tensor>& tensors,
+                                      ArenaValues values) {
   std::vector<torch::Tensor> params;
   std::vector<int64_t> offsets;
   int64_t total = 0;
@@ -75,8 +76,8 @@ WeightArenaStats move_to_weight_arena(const std::vector<torch::Tensor>& tensors)
     torch::Tensor slot = torch::from_blob(
         mapping->start() + offsets[i], p.sizes(), [mapping](void*) {},  // keeps the mapping alive
         p.options().requires_grad(false));                                // [shape], contiguous
-    // Copying an untouched torch::empty() reads zero pages; a loaded model keeps its values.
-    slot.copy_(p);
+    // A fresh anonymous mapping reads as zeros; copying would make every page resident now.
+    if (values == ArenaValues::kCopy) slot.copy_(p);
     p.set_data(slot);
   }
   stats.tensors = static_cast<int64_t>(params.size());

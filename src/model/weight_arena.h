@@ -19,16 +19,24 @@ struct WeightArenaStats {
   bool advised = false;  // madvise(MADV_HUGEPAGE) accepted (false where THP is unavailable)
 };
 
+// What the arena slots hold after the move.
+enum class ArenaValues {
+  kCopy,   // the tensors' current values
+  kZeros,  // zeros, without touching the memory: for freshly constructed, still unloaded
+           // parameters, whose pages then become resident only when the weights are read in
+};
+
 // Rebinds every CPU parameter of `module` to a slice of one anonymous mapping advised with
-// MADV_HUGEPAGE, keeping values, shapes, dtypes and requires_grad. Meant for freshly constructed,
-// still unloaded models: the new storage is untouched (no resident memory until the weights are
-// read into it). Parameters on other devices are left alone; nothing happens where there is no
-// CPU parameter. The mapping lives until the last tensor using it is freed. Throws
-// std::runtime_error when the mapping cannot be created (the parameters are then unchanged).
-WeightArenaStats move_parameters_to_weight_arena(torch::nn::Module& module);
+// MADV_HUGEPAGE, keeping shapes, dtypes and requires_grad (values per `values`). Parameters on
+// other devices are left alone; nothing happens where there is no CPU parameter. The mapping
+// lives until the last tensor using it is freed. Throws std::runtime_error when the mapping
+// cannot be created (the parameters are then unchanged).
+WeightArenaStats move_parameters_to_weight_arena(torch::nn::Module& module,
+                                                 ArenaValues values = ArenaValues::kCopy);
 
 // The same for a list of tensors (each rebound in place with set_data, so every handle to the
 // same tensor sees the arena storage); non-CPU and empty tensors are skipped.
-WeightArenaStats move_to_weight_arena(const std::vector<torch::Tensor>& tensors);
+WeightArenaStats move_to_weight_arena(const std::vector<torch::Tensor>& tensors,
+                                      ArenaValues values = ArenaValues::kCopy);
 
 }  // namespace eztinker::model

@@ -59,6 +59,17 @@ TEST(WeightArena, KeepsValuesShapesAndGradFlagsInOneAlignedBlock) {
   EXPECT_EQ(h.named_parameters()["a"].sum().item<double>(), 1.5 * 15);
 }
 
+TEST(WeightArena, ZerosLeaveTheValuesBehind) {
+  Holder h;
+  const WeightArenaStats stats = move_parameters_to_weight_arena(h, ArenaValues::kZeros);
+  EXPECT_EQ(stats.tensors, 3);
+  EXPECT_EQ(h.a.count_nonzero().item<int64_t>(), 0);
+  EXPECT_EQ(h.b.count_nonzero().item<int64_t>(), 0);
+  EXPECT_EQ(h.c.count_nonzero().item<int64_t>(), 0);
+  EXPECT_EQ(h.b.scalar_type(), torch::kBFloat16);
+  EXPECT_TRUE(h.c.requires_grad());
+}
+
 TEST(WeightArena, BlockOutlivesTheModuleWhileATensorUsesIt) {
   torch::Tensor kept;
   torch::Tensor expected;
