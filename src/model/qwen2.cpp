@@ -126,7 +126,8 @@ torch::Tensor Qwen2LinearImpl::forward(const torch::Tensor& x,
   if (rows <= kernels::kSmallLinearMaxRows && !needs_grad && x.device().is_cpu() &&
       kernels::small_linear_supported(weight)) {
     // Decode steps (a few rows, no autograd): bf16 linear() re-lays-out the whole weight in
-    // oneDNN on every call; the matrix-vector kernel reads each weight byte once (issue 7).
+    // oneDNN on every call; the matrix-vector kernel (bf16 or fp32 weights) reads each weight
+    // byte once, in address order (issue 7).
     // An inference-time LoRA pair folds into the kernel's fp32 accumulator, which replaces the
     // six small tensor ops of the generic path below (their dispatch cost dominated decoding).
     const bool lora_grad = pair != nullptr && torch::GradMode::is_enabled() &&
@@ -140,8 +141,8 @@ torch::Tensor Qwen2LinearImpl::forward(const torch::Tensor& x,
     }
     y = kernels::small_linear(x, weight, bias, weight.scalar_type());  // [..., out]
   } else if (x.scalar_type() == torch::kFloat32 && rows == 1 && x.device().is_cpu()) {
-    // One fp32 row (batch-1 decode): OpenBLAS gemv runs at about twice the bandwidth of the
-    // one-row gemm that linear() picks (issue 7).
+    // One fp32 row (batch-1 decode) where the kernel above does not run (no avx512_bf16):
+    // OpenBLAS gemv runs at about twice the bandwidth of the one-row gemm that linear() picks.
     std::vector<int64_t> shape = x.sizes().vec();
     shape.back() = weight.size(0);
     y = torch::mv(weight, x.reshape({in}));   // [out]

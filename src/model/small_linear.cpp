@@ -127,6 +127,60 @@ void gemv_rows(const uint16_t* w, const uint16_t* x, float* y, int64_t m_rows, i
   }
 }
 
+// fp32 weights (an fp32 base): y[m, r] = w[r] . x[m] for M <= 4 rows of x, one weight row at a
+// time in address order, four vectors (64 floats) per step on their own accumulators per row
+// of x; the row tail is one masked vector at a time. fp32 FMAs throughout (no rounding of x).
+template <int M>
+__attribute__((target("avx512f"))) inline void gemv_row_f32(const float* w, const float* x,
+                                                          float* y, int64_t k, int64_t n,
+                                                          int64_t r) {
+  constexpr int U = 4;
+  const float* row = w + r * k;
+  __m512 acc[M][U];
+  for (int m = 0; m < M; ++m) {
+    for (int u = 0; u < U; ++u) acc[m][u] = _mm512_setzero_ps();
+  }
+  int64_t i = 0;
+  for (; i + 16 * U <= k; i += 16 * U) {
+    __m512 wv[U];
+    for (int u = 0; u < U; ++u) wv[u] = _mm512_loadu_ps(row + i + 16 * u);
+    for (int m = 0; m < M; ++m) {
+      for (int u = 0; u < U; ++u) {
+        acc[m][u] = _mm512_fmadd_ps(wv[u], _mm512_loadu_ps(x + m * k + i + 16 * u), acc[m][u]);
+      }
+    }
+  }
+  for (; i < k; i += 16) {
+    const __mmask16 mask = k - i >= 16 ? static_cast<__mmask16>(0xffff)
+                                       : static_cast<__mmask16>((1u << (k - i)) - 1);
+    const __m512 wv = _mm512_maskz_loadu_ps(mask, row + i);
+    for (int m = 0; m < M; ++m) {
+      acc[m][0] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(mask, x + m * k + i), acc[m][0]);
+    }
+  }
+  for (int m = 0; m < M; ++m) {
+    __m512 sum = acc[m][0];
+    for (int u = 1; u < U; ++u) sum = _mm512_add_ps(sum, acc[m][u]);
+    y[m * n + r] = _mm512_reduce_add_ps(sum);
+  }
+}
+
+void gemv_rows_f32(const float* w, const float* x, float* y, int64_t m_rows, int64_t k,
+                   int64_t n, int64_t n0, int64_t n1) {
+  for (int64_t m0 = 0; m0 < m_rows; m0 += 4) {
+    const float* xm = x + m0 * k;
+    float* ym = y + m0 * n;
+    for (int64_t r = n0; r < n1; ++r) {
+      switch (std::min<int64_t>(4, m_rows - m0)) {
+        case 1: gemv_row_f32<1>(w, xm, ym, k, n, r); break;
+        case 2: gemv_row_f32<2>(w, xm, ym, k, n, r); break;
+        case 3: gemv_row_f32<3>(w, xm, ym, k, n, r); break;
+        default: gemv_row_f32<4>(w, xm, ym, k, n, r); break;
+      }
+    }
+  }
+}
+
 // The LoRA pair's first half, xa[m] = scaling * A x[m] ([M, r]), before the parallel region so
 // each task can add B xa to its slice of outputs. x is read at its own precision (exact for bf16).
 template <typename scalar_t>
@@ -195,7 +249,8 @@ torch::Tensor small_linear_impl(const torch::Tensor& x, const torch::Tensor& wei
   const int64_t n = weight.size(0);
   const int64_t m_rows = x.numel() / k;
   torch::Tensor x_rows = x.reshape({m_rows, k}).contiguous();         // [M, K]
-  torch::Tensor xb = x_rows.to(torch::kBFloat16).contiguous();       // [M, K] bf16
+  // x at the weight's precision: bf16 for the dpbf16 kernel, fp32 for the fp32 one.
+  torch::Tensor xw = x_rows.to(weight.scalar_type()).contiguous();    // [M, K]
 
   Epilogue epi;
   torch::Tensor bias_c;
@@ -228,11 +283,16 @@ torch::Tensor small_linear_impl(const torch::Tensor& x, const torch::Tensor& wei
   std::vector<float> scratch(write_bf16 ? static_cast<size_t>(m_rows * n) : 0);
   float* yp = write_bf16 ? scratch.data() : out.data_ptr<float>();
   at::BFloat16* op = write_bf16 ? out.data_ptr<at::BFloat16>() : nullptr;
-  const auto* wp = reinterpret_cast<const uint16_t*>(weight.data_ptr<at::BFloat16>());
-  const auto* xp = reinterpret_cast<const uint16_t*>(xb.data_ptr<at::BFloat16>());
+  const bool fp32_weight = weight.scalar_type() == torch::kFloat32;
   // Grain: 256 rows x K bf16 is >= 229 KB for K = 896, enough to amortise a task.
   at::parallel_for(0, n, 256, [&](int64_t n0, int64_t n1) {
-    gemv_rows(wp, xp, yp, m_rows, k, n, n0, n1);
+    if (fp32_weight) {
+      gemv_rows_f32(weight.data_ptr<float>(), xw.data_ptr<float>(), yp, m_rows, k, n, n0, n1);
+    } else {
+      gemv_rows(reinterpret_cast<const uint16_t*>(weight.data_ptr<at::BFloat16>()),
+                reinterpret_cast<const uint16_t*>(xw.data_ptr<at::BFloat16>()), yp, m_rows, k,
+                n, n0, n1);
+    }
     epi.finish(yp, op, m_rows, n, n0, n1);
   });
   std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
@@ -245,7 +305,8 @@ torch::Tensor small_linear_impl(const torch::Tensor& x, const torch::Tensor& wei
 
 bool small_linear_supported(const torch::Tensor& weight) {
   static const bool cpu_ok = model::cpu_has_fast_bf16();
-  return cpu_ok && weight.device().is_cpu() && weight.scalar_type() == torch::kBFloat16 &&
+  return cpu_ok && weight.device().is_cpu() &&
+         (weight.scalar_type() == torch::kBFloat16 || weight.scalar_type() == torch::kFloat32) &&
          weight.dim() == 2 && weight.is_contiguous();
 }
 

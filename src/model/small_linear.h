@@ -1,10 +1,11 @@
 // Matrix-vector linear for decode steps: y = x W^T (+ bias) for a few rows of x (M <= 8) and a
-// bf16 weight W [N, K], as a bandwidth-bound AVX512-BF16 kernel (vdpbf16ps, fp32 accumulate),
-// parallel over output rows. libtorch 1.13's bf16 linear sends M = 1 through oneDNN, which
-// re-lays-out the whole weight on every call (measured: M = 1 costs about as much as M = 64),
-// so a decode step read the weights several times over. This reads each weight byte once.
-// Falls back to torch::linear when the CPU lacks avx512_bf16, for other dtypes, or on devices
-// other than CPU. Inference only (no autograd).
+// bf16 or fp32 weight W [N, K], as a bandwidth-bound AVX-512 kernel (bf16: vdpbf16ps; fp32:
+// FMAs; fp32 accumulate), parallel over output rows. libtorch 1.13's bf16 linear sends M = 1
+// through oneDNN, which re-lays-out the whole weight on every call (measured: M = 1 costs about
+// as much as M = 64), so a decode step read the weights several times over; fp32 went through
+// OpenBLAS gemv at ~20 GB/s. This reads each weight byte once, in address order.
+// Falls back to torch::linear when the CPU lacks avx512_bf16 (the CPUs the AVX-512 kernels
+// target), for other dtypes, or on devices other than CPU. Inference only (no autograd).
 #pragma once
 
 #include <torch/torch.h>
@@ -14,12 +15,13 @@ namespace eztinker::kernels {
 // The most rows of x that small_linear computes itself (more go to torch::linear).
 constexpr int64_t kSmallLinearMaxRows = 8;
 
-// True when small_linear would take the AVX512-BF16 path for this weight.
+// True when small_linear would take the AVX-512 path for this weight (bf16 or fp32, 2-D,
+// contiguous, CPU, a CPU with avx512_bf16).
 bool small_linear_supported(const torch::Tensor& weight);
 
-// x: [..., K] (bf16 or fp32), weight: [N, K] bf16, bias: [N] or undefined.
-// Returns [..., N] in `out_dtype` (fp32 for logits, bf16 inside the model). Rows of x are
-// rounded to bf16 first (what a bf16 matmul does).
+// x: [..., K] (bf16 or fp32), weight: [N, K] bf16 or fp32, bias: [N] or undefined.
+// Returns [..., N] in `out_dtype` (fp32 for logits, the base dtype inside the model). Rows of x
+// are cast to the weight's dtype first (what a matmul in that dtype does).
 torch::Tensor small_linear(const torch::Tensor& x, const torch::Tensor& weight,
                            const torch::Tensor& bias, torch::Dtype out_dtype);
 

@@ -224,6 +224,39 @@ TEST(SmallLinear, OneRowReadsEveryWidthAndRowSplit) {
   }
 }
 
+TEST(SmallLinear, Fp32WeightsMatchFp64AcrossWidthsAndRowCounts) {
+  // fp32 weights (an fp32 base): one weight row at a time, 64 floats per step, then whole and
+  // masked 16-lane vectors. Widths 5 (masked only), 16, 64, 101 = 64 + 2 * 16 + 5, 896; 1 to 8
+  // rows of x (groups of 4 and their tails); 600 output rows split between the threads.
+  torch::manual_seed(15);
+  for (int64_t k : {5, 16, 64, 101, 896}) {
+    auto w = torch::randn({600, k});   // [N, K] fp32
+    auto bias = torch::randn({600});   // [N]
+    for (int64_t m : {1, 3, 4, 6, 8}) {
+      auto x = torch::randn({m, 1, k});  // [M, 1, K] fp32
+      auto expected = torch::linear(x.to(torch::kFloat64), w.to(torch::kFloat64),
+                                    bias.to(torch::kFloat64));          // [M, 1, N]
+      auto got = kernels::small_linear(x, w, bias, torch::kFloat32);   // [M, 1, N]
+      ASSERT_EQ(got.sizes(), expected.sizes());
+      EXPECT_EQ(got.scalar_type(), torch::kFloat32);
+      const double tol = 1e-6 * std::sqrt(static_cast<double>(k)) * 8.0;
+      EXPECT_LT((got.to(torch::kFloat64) - expected).abs().max().item<double>(), tol)
+          << "K=" << k << " M=" << m;
+    }
+  }
+  // With a LoRA pair folded in: the same against fp64 base + bias + scaling * (x A^T) B^T.
+  auto w = torch::randn({37, 101});
+  kernels::SmallLinearLora lora{torch::randn({4, 101}), torch::randn({37, 4}), 0.5};
+  if (!kernels::small_linear_lora_supported(w, lora)) GTEST_SKIP() << "CPU lacks avx512_bf16";
+  auto x = torch::randn({3, 101});
+  auto x64 = x.to(torch::kFloat64);
+  auto expected = torch::linear(x64, w.to(torch::kFloat64)) +
+                  torch::linear(torch::linear(x64, lora.a.to(torch::kFloat64)),
+                                lora.b.to(torch::kFloat64)) * lora.scaling;  // [3, 37]
+  auto got = kernels::small_linear(x, w, {}, lora, torch::kFloat32);        // [3, 37]
+  EXPECT_LT((got.to(torch::kFloat64) - expected).abs().max().item<double>(), 1e-4);
+}
+
 TEST(SmallLinear, FoldsLoraIntoTheAccumulator) {
   torch::manual_seed(13);
   auto w = torch::randn({37, 70}).to(torch::kBFloat16);           // [N, K]
