@@ -93,6 +93,16 @@ std::vector<int32_t> bench_tokens(int n, int salt, int64_t vocab) {
   return out;
 }
 
+// The decode rows' request: 64 new tokens (no stop token) after a fixed 32-token prompt.
+engine::SampleSpec decode_request(const std::string& run_id, int64_t vocab) {
+  engine::SampleSpec s;
+  s.run_id = run_id;
+  s.prompt_ids = bench_tokens(32, 99, vocab);
+  s.max_new_tokens = 64;
+  s.stop_token_ids = std::vector<int32_t>{};  // always 64 new tokens
+  return s;
+}
+
 nlohmann::json stat_json(const Stats& s) { return {{"median", s.median}, {"min", s.min}, {"max", s.max}}; }
 
 std::string fmt(const Stats& s, int precision = 1) {
@@ -190,12 +200,8 @@ nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype) {
   }
 
   if (decode_rows) {
-    engine::SampleSpec s;
-    s.run_id = run.run_id;
-    s.prompt_ids = bench_tokens(32, 99, vocab);
-    s.max_new_tokens = 64;
+    engine::SampleSpec s = decode_request(run.run_id, vocab);
     s.temperature = 0.0;
-    s.stop_token_ids = std::vector<int32_t>{};  // always 64 new tokens
     std::vector<double> d1;
     std::vector<double> d4;
     std::vector<double> steps1;
@@ -256,11 +262,7 @@ nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype) {
     auto both = [&](bool train, int threads_each, bool concurrent) {
       auto steps = [&](const std::string& id) {
         omp_set_num_threads(threads_each);  // this thread's OpenMP regions (libtorch's too)
-        engine::SampleSpec s;
-        s.run_id = id;
-        s.prompt_ids = bench_tokens(32, 99, vocab);
-        s.max_new_tokens = 64;
-        s.stop_token_ids = std::vector<int32_t>{};
+        const engine::SampleSpec s = decode_request(id, vocab);
         for (int i = 0; i < kSteps; ++i) {
           if (train) {
             engine.forward(id, one, {}, true);

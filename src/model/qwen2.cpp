@@ -118,6 +118,19 @@ Qwen2LinearImpl::Qwen2LinearImpl(std::string path, int64_t in, int64_t out, bool
   if (has_bias) bias = register_parameter("bias", torch::empty({out}, options), false);  // [out]
 }
 
+namespace {
+
+// The LoRA branch's input, PEFT's dropout(x): x itself, or while training with dropout a copy
+// widened to the LoRA dtype with the mask applied (x stays intact for the base projection).
+torch::Tensor lora_input(const torch::Tensor& x, const lora::LoraAdapter& adapter,
+                         const lora::LoraPair& pair) {
+  const double p = adapter.config.lora_dropout;
+  if (!adapter.training || p <= 0.0) return x;                   // [..., in]
+  return lora::detail::dropout(x.to(pair.a.scalar_type()), p);  // [..., in] LoRA dtype
+}
+
+}  // namespace
+
 torch::Tensor Qwen2LinearImpl::forward(const torch::Tensor& x,
                                        const lora::LoraAdapter* adapter) {
   torch::Tensor y;
@@ -153,12 +166,8 @@ torch::Tensor Qwen2LinearImpl::forward(const torch::Tensor& x,
   } else {
     if (pair != nullptr) {
       // PEFT: result + lora_B(lora_A(dropout(x))) * scaling, with the LoRA products in fp32
-      // added into the base output in place (lora_linear.h). Dropout applies to a widened copy.
-      const double p = adapter->config.lora_dropout;
-      torch::Tensor x_lora = adapter->training && p > 0.0
-                                 ? lora::detail::dropout(x.to(pair->a.scalar_type()), p)
-                                 : x;  // [..., in]
-      return lora::lora_linear(x, weight, bias, x_lora, pair->a, pair->b,
+      // added into the base output in place (lora_linear.h).
+      return lora::lora_linear(x, weight, bias, lora_input(x, *adapter, *pair), pair->a, pair->b,
                                adapter->config.scaling());  // [..., out]
     }
     return torch::linear(x, weight, bias);  // [..., out] base dtype
@@ -166,13 +175,8 @@ torch::Tensor Qwen2LinearImpl::forward(const torch::Tensor& x,
   if (pair == nullptr) return y;
   // The matrix-vector paths above when the pair could not be folded: the LoRA term as its own
   // node, rounded once when added.
-  torch::Tensor xin = x;  // [..., in]
-  const double p = adapter->config.lora_dropout;
-  if (adapter->training && p > 0.0) {
-    xin = lora::detail::dropout(x.to(pair->a.scalar_type()), p);  // [..., in] fp32
-  }
-  torch::Tensor delta =
-      lora::detail::lora_delta(xin, pair->a, pair->b, adapter->config.scaling());  // [..., out] fp32
+  torch::Tensor delta = lora::detail::lora_delta(lora_input(x, *adapter, *pair), pair->a, pair->b,
+                                                 adapter->config.scaling());  // [..., out] fp32
   return y + delta.to(y.scalar_type());  // [..., out]
 }
 

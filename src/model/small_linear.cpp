@@ -1,14 +1,12 @@
-// AVX512-BF16 matrix-vector kernel (see small_linear.h): blocks of weight rows share the loads
-// of x; 32 bf16 pairs per vdpbf16ps; fp32 epilogue (bias, LoRA) and one rounding to the output.
+// AVX-512 matrix-vector kernels (see small_linear.h): bf16 weights with 32 bf16 pairs per
+// vdpbf16ps, fp32 weights with FMAs; one weight row at a time for one row of x, blocks of weight
+// rows sharing the loads of x for several; fp32 epilogue (bias, LoRA), one rounding to the output.
 #include "model/small_linear.h"
 
+#include "model/avx512_util.h"
 #include "model/dtype.h"
 
 #include <ATen/Parallel.h>
-// GCC 12 _mm512_reduce_add_ps trips -W(maybe-)uninitialized inside its own header.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#include <immintrin.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -131,9 +129,8 @@ void gemv_rows(const uint16_t* w, const uint16_t* x, float* y, int64_t m_rows, i
 // time in address order, four vectors (64 floats) per step on their own accumulators per row
 // of x; the row tail is one masked vector at a time. fp32 FMAs throughout (no rounding of x).
 template <int M>
-__attribute__((target("avx512f"))) inline void gemv_row_f32(const float* w, const float* x,
-                                                          float* y, int64_t k, int64_t n,
-                                                          int64_t r) {
+EZTINKER_AVX512 inline void gemv_row_f32(const float* w, const float* x, float* y, int64_t k,
+                                         int64_t n, int64_t r) {
   constexpr int U = 4;
   const float* row = w + r * k;
   __m512 acc[M][U];
@@ -151,8 +148,7 @@ __attribute__((target("avx512f"))) inline void gemv_row_f32(const float* w, cons
     }
   }
   for (; i < k; i += 16) {
-    const __mmask16 mask = k - i >= 16 ? static_cast<__mmask16>(0xffff)
-                                       : static_cast<__mmask16>((1u << (k - i)) - 1);
+    const __mmask16 mask = avx512::lanes(k - i);
     const __m512 wv = _mm512_maskz_loadu_ps(mask, row + i);
     for (int m = 0; m < M; ++m) {
       acc[m][0] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(mask, x + m * k + i), acc[m][0]);

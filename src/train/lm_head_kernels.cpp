@@ -7,6 +7,7 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <limits>
 
 namespace eztinker::train::lm_head_kernels {
 
