@@ -18,69 +18,107 @@ using avx512::lanes;
 using avx512::load16;
 using avx512::store16;
 
-// One row: returns the log-sum-exp; with write_gradient, overwrites the row with its softmax.
-EZTINKER_AVX512 float row_logsumexp(c10::BFloat16* row, int64_t vocab, bool write_gradient) {
+EZTINKER_AVX512 float row_max(const c10::BFloat16* row, int64_t n) {
   __m512 vmax = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-  for (int64_t i = 0; i < vocab; i += 16) {
-    const __mmask16 m = lanes(vocab - i);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = lanes(n - i);
     vmax = _mm512_mask_max_ps(vmax, m, vmax, load16(row + i, m));
   }
-  const float row_max = _mm512_reduce_max_ps(vmax);
-  const __m512 shift = _mm512_set1_ps(row_max);
+  return _mm512_reduce_max_ps(vmax);
+}
+
+// sum_i exp(row[i] - shift)
+EZTINKER_AVX512 float row_sum_exp(const c10::BFloat16* row, int64_t n, float shift) {
+  const __m512 vshift = _mm512_set1_ps(shift);
   __m512 vsum = _mm512_setzero_ps();
-  for (int64_t i = 0; i < vocab; i += 16) {
-    const __mmask16 m = lanes(vocab - i);
-    const __m512 e = exp16(_mm512_sub_ps(load16(row + i, m), shift));
-    vsum = _mm512_mask_add_ps(vsum, m, vsum, e);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = lanes(n - i);
+    vsum = _mm512_mask_add_ps(vsum, m, vsum, exp16(_mm512_sub_ps(load16(row + i, m), vshift)));
   }
-  const float sum = _mm512_reduce_add_ps(vsum);
-  if (write_gradient) {
-    const __m512 inv = _mm512_set1_ps(1.0f / sum);
-    for (int64_t i = 0; i < vocab; i += 16) {
-      const __mmask16 m = lanes(vocab - i);
-      const __m512 e = exp16(_mm512_sub_ps(load16(row + i, m), shift));
-      store16(row + i, _mm512_mul_ps(e, inv), m);
-    }
+  return _mm512_reduce_add_ps(vsum);
+}
+
+// row[i] = exp(row[i] - shift), rounded to bf16.
+EZTINKER_AVX512 void row_exp_in_place(c10::BFloat16* row, int64_t n, float shift) {
+  const __m512 vshift = _mm512_set1_ps(shift);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = lanes(n - i);
+    store16(row + i, exp16(_mm512_sub_ps(load16(row + i, m), vshift)), m);
   }
-  return row_max + std::log(sum);
+}
+
+void check_targets(const torch::Tensor& targets, int64_t rows, int64_t vocab_limit) {
+  TORCH_CHECK(targets.dim() == 1 && targets.size(0) == rows && targets.scalar_type() == torch::kLong &&
+                  targets.is_contiguous(),
+              "lm_head_kernels: targets must be [", rows, "] contiguous int64");
+  const int64_t* tp = targets.data_ptr<int64_t>();
+  for (int64_t i = 0; i < rows; ++i) {
+    TORCH_CHECK(tp[i] >= 0 && tp[i] < vocab_limit, "target ", tp[i], " outside the vocabulary of ",
+                vocab_limit);
+  }
 }
 
 }  // namespace
 
 bool supported(const torch::Tensor& logits) {
   static const bool cpu_ok = model::cpu_has_fast_bf16();
-  return cpu_ok && logits.device().is_cpu() && logits.dim() == 2 && logits.is_contiguous() &&
+  return cpu_ok && logits.device().is_cpu() && logits.dim() == 2 &&
          logits.scalar_type() == torch::kBFloat16;
 }
 
-void target_logprobs(torch::Tensor& logits, const torch::Tensor& targets, torch::Tensor logprobs,
-                     bool write_gradient) {
-  TORCH_CHECK(supported(logits) && targets.dim() == 1 && targets.size(0) == logits.size(0) &&
-                  targets.scalar_type() == torch::kLong && logprobs.numel() == logits.size(0) &&
-                  logprobs.scalar_type() == torch::kFloat32,
-              "lm_head_kernels::target_logprobs: unsupported tensors");
-  const int64_t rows = logits.size(0), vocab = logits.size(1);
-  torch::Tensor t = targets.contiguous();
-  torch::Tensor out = logprobs.is_contiguous() ? logprobs : logprobs.contiguous();
-  const int64_t* tp = t.data_ptr<int64_t>();
-  float* op = out.data_ptr<float>();
-  c10::BFloat16* base = logits.data_ptr<c10::BFloat16>();
-  for (int64_t i = 0; i < rows; ++i) {
-    TORCH_CHECK(tp[i] >= 0 && tp[i] < vocab, "target ", tp[i], " outside the vocabulary of ", vocab);
-  }
+RunningLogSumExp::RunningLogSumExp(int64_t rows)
+    : max(static_cast<size_t>(rows), -std::numeric_limits<float>::infinity()),
+      sum(static_cast<size_t>(rows), 0.0f),
+      target_logit(static_cast<size_t>(rows), std::numeric_limits<float>::quiet_NaN()) {}
+
+float RunningLogSumExp::logsumexp(int64_t row) const {
+  return max[static_cast<size_t>(row)] + std::log(sum[static_cast<size_t>(row)]);
+}
+
+void accumulate(const torch::Tensor& slice, int64_t slice_start, const torch::Tensor& targets,
+                RunningLogSumExp& running) {
+  const int64_t rows = slice.size(0), width = slice.size(1);
+  TORCH_CHECK(supported(slice) && slice.stride(1) == 1 && slice.stride(0) >= width &&
+                  static_cast<int64_t>(running.max.size()) == rows,
+              "lm_head_kernels::accumulate: expected [r, S] bf16 with unit column stride");
+  check_targets(targets, rows, std::numeric_limits<int64_t>::max());
+  const int64_t* tp = targets.data_ptr<int64_t>();
+  const int64_t row_stride = slice.stride(0);
+  const c10::BFloat16* base = slice.data_ptr<c10::BFloat16>();
   at::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
-      c10::BFloat16* row = base + r * vocab;
-      const float target_logit = static_cast<float>(row[tp[r]]);
-      const float lse = row_logsumexp(row, vocab, write_gradient);
-      op[r] = target_logit - lse;
-      if (write_gradient) {
-        // softmax - onehot at the target, from the unrounded probability (as the fp32 path).
-        row[tp[r]] = static_cast<c10::BFloat16>(std::exp(target_logit - lse) - 1.0f);
-      }
+      const c10::BFloat16* row = base + r * row_stride;
+      const size_t i = static_cast<size_t>(r);
+      // Two passes over the slice's row (in L1): its max, then exp against the new running max;
+      // the earlier sum is rescaled to that max once per slice.
+      const float new_max = std::max(running.max[i], row_max(row, width));
+      const float rescale = running.sum[i] > 0.0f ? std::exp(running.max[i] - new_max) : 0.0f;
+      running.sum[i] = running.sum[i] * rescale + row_sum_exp(row, width, new_max);
+      running.max[i] = new_max;
+      const int64_t t = tp[r] - slice_start;
+      if (t >= 0 && t < width) running.target_logit[i] = static_cast<float>(row[t]);
     }
   });
-  if (!out.is_same(logprobs)) logprobs.copy_(out);
+}
+
+void write_softmax_minus_onehot(torch::Tensor& logits, const torch::Tensor& targets,
+                                const RunningLogSumExp& running) {
+  TORCH_CHECK(supported(logits) && logits.is_contiguous() &&
+                  static_cast<int64_t>(running.max.size()) == logits.size(0),
+              "lm_head_kernels::write_softmax_minus_onehot: expected [r, V] contiguous bf16");
+  const int64_t rows = logits.size(0), vocab = logits.size(1);
+  check_targets(targets, rows, vocab);
+  const int64_t* tp = targets.data_ptr<int64_t>();
+  c10::BFloat16* base = logits.data_ptr<c10::BFloat16>();
+  at::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float lse = running.logsumexp(r);
+      row_exp_in_place(base + r * vocab, vocab, lse);  // softmax
+      // softmax - onehot at the target, from the unrounded probability (as the fp32 path).
+      base[r * vocab + tp[r]] =
+          static_cast<c10::BFloat16>(std::exp(running.target_logit[static_cast<size_t>(r)] - lse) - 1.0f);
+    }
+  });
 }
 
 }  // namespace eztinker::train::lm_head_kernels

@@ -16,6 +16,41 @@ namespace eztinker::train {
 namespace {
 
 constexpr int64_t kChunkElements = int64_t{1} << 25;  // 32 M fp32 logits = 128 MB per chunk
+constexpr int64_t kVocabSliceWeightBytes = int64_t{8} << 20;  // lm_head rows per GEMM call: ~8 MiB
+
+// One row chunk through the bf16 kernels: the lm_head GEMM one vocabulary slice at a time, each
+// slice folded into a running log-sum-exp while it is in cache. Without gradient a slice's
+// logits live in one reused [r, S] buffer; with it they go into the chunk's [r, V] logits,
+// which then become softmax - onehot for the gradient GEMM.
+//   h: [r, H] bf16, weight: [V, H] bf16, targets: [r] int64, logprobs: [r] fp32 (written),
+//   direction: [r, H] fp32 (written; undefined without gradient).
+void bf16_chunk(const torch::Tensor& h, const torch::Tensor& weight, const torch::Tensor& targets,
+                int64_t vocab_slice_rows, torch::Tensor logprobs, torch::Tensor direction) {
+  const int64_t rows = h.size(0), vocab = weight.size(0);
+  const bool need_grad = direction.defined();
+  const int64_t slice_rows = std::min(vocab_slice_rows, vocab);
+  auto bf16 = h.options().dtype(torch::kBFloat16);
+  torch::Tensor logits = torch::empty({rows, need_grad ? vocab : slice_rows}, bf16);  // [r, V or S]
+  torch::Tensor t = targets.contiguous();
+  lm_head_kernels::RunningLogSumExp running(rows);
+  for (int64_t s = 0; s < vocab; s += slice_rows) {
+    const int64_t width = std::min(slice_rows, vocab - s);
+    auto out = logits.narrow(1, need_grad ? s : 0, width);                   // [r, width] view
+    torch::mm_out(out, h, weight.narrow(0, s, width).t());                  // [r, width] bf16
+    lm_head_kernels::accumulate(out, s, t, running);
+  }
+  auto lp = torch::empty({rows}, torch::kFloat32);  // [r]
+  float* lpp = lp.data_ptr<float>();
+  for (int64_t r = 0; r < rows; ++r) {
+    lpp[r] = running.target_logit[static_cast<size_t>(r)] - running.logsumexp(r);
+  }
+  logprobs.copy_(lp);
+  if (need_grad) {
+    lm_head_kernels::write_softmax_minus_onehot(logits, t, running);
+    // d logp / d h = -(softmax - onehot) @ W: [r, H].
+    direction.copy_(torch::matmul(logits, weight).neg_());
+  }
+}
 
 // Forward computes log-probs chunk by chunk; with grad it also keeps d logp / d hidden per row.
 class TargetLogprobsFunction : public torch::autograd::Function<TargetLogprobsFunction> {
@@ -25,6 +60,7 @@ class TargetLogprobsFunction : public torch::autograd::Function<TargetLogprobsFu
                                const torch::Tensor& weight,  // [V, H]
                                const torch::Tensor& targets,  // [N] int64
                                int64_t chunk_rows,
+                               int64_t vocab_slice_rows,
                                bool need_grad) {
     const int64_t n = hidden.size(0);
     auto logprobs = torch::empty({n}, hidden.options().dtype(torch::kFloat32));  // [N]
@@ -40,17 +76,12 @@ class TargetLogprobsFunction : public torch::autograd::Function<TargetLogprobsFu
       const int64_t rows = std::min(even_rows, n - start);
       auto h = hidden.narrow(0, start, rows);                                // [r, H]
       auto t = targets.narrow(0, start, rows).unsqueeze(1);                  // [r, 1]
-      auto chunk_logits = torch::nn::functional::linear(h, weight);          // [r, V] weight dtype
-      if (lm_head_kernels::supported(chunk_logits)) {
-        // bf16 on an avx512_bf16 CPU: passes over the bf16 logits, softmax - onehot in place.
-        lm_head_kernels::target_logprobs(chunk_logits, t.squeeze(1), logprobs.narrow(0, start, rows),
-                                         need_grad);
-        if (need_grad) {
-          // d logp / d h = -(softmax - onehot) @ W: [r, H].
-          direction.narrow(0, start, rows).copy_(torch::matmul(chunk_logits, weight).neg_());
-        }
+      if (lm_head_kernels::supported(weight) && h.scalar_type() == torch::kBFloat16) {
+        bf16_chunk(h, weight, t.squeeze(1), vocab_slice_rows, logprobs.narrow(0, start, rows),
+                   need_grad ? direction.narrow(0, start, rows) : torch::Tensor());
         continue;
       }
+      auto chunk_logits = torch::nn::functional::linear(h, weight);          // [r, V] weight dtype
       auto logits = chunk_logits.to(torch::kFloat32);                       // [r, V]
       // log-sum-exp with the max shift written out and the exponentials taken in place, so the
       // chunk never holds a second [r, V] fp32 buffer (logsumexp() allocates one).
@@ -85,7 +116,8 @@ class TargetLogprobsFunction : public torch::autograd::Function<TargetLogprobsFu
       // grad_outputs[0]: [N] -> grad_hidden [N, H] in the hidden dtype.
       grad_hidden = (saved[0] * grad_outputs[0].unsqueeze(1)).to(dtype);
     }
-    return {grad_hidden, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    return {grad_hidden, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(),
+            torch::Tensor()};
   }
 };
 
@@ -95,10 +127,17 @@ int64_t default_chunk_rows(int64_t vocab_size) {
   return std::max<int64_t>(16, kChunkElements / std::max<int64_t>(1, vocab_size));
 }
 
+int64_t default_vocab_slice_rows(const torch::Tensor& lm_head_weight) {
+  const int64_t row_bytes = lm_head_weight.size(1) * lm_head_weight.element_size();
+  // A multiple of 256 rows (whole GEMM blocks), at least 256.
+  return std::max<int64_t>(256, kVocabSliceWeightBytes / std::max<int64_t>(1, row_bytes) / 256 * 256);
+}
+
 torch::Tensor target_logprobs(const torch::Tensor& hidden,
                               const torch::Tensor& lm_head_weight,
                               const torch::Tensor& targets,
-                              int64_t chunk_rows) {
+                              int64_t chunk_rows,
+                              int64_t vocab_slice_rows) {
   TORCH_CHECK(hidden.dim() == 2 && lm_head_weight.dim() == 2 && targets.dim() == 1,
               "target_logprobs: expected hidden [N,H], weight [V,H], targets [N]");
   TORCH_CHECK(hidden.size(1) == lm_head_weight.size(1) && hidden.size(0) == targets.size(0),
@@ -111,9 +150,11 @@ torch::Tensor target_logprobs(const torch::Tensor& hidden,
       chunk_rows *= 2;
     }
   }
+  if (vocab_slice_rows <= 0) vocab_slice_rows = default_vocab_slice_rows(lm_head_weight);
   const bool need_grad = hidden.requires_grad() && torch::GradMode::is_enabled();
   auto targets64 = targets.to(torch::kLong);  // [N]
-  return TargetLogprobsFunction::apply(hidden, lm_head_weight, targets64, chunk_rows, need_grad);
+  return TargetLogprobsFunction::apply(hidden, lm_head_weight, targets64, chunk_rows,
+                                       vocab_slice_rows, need_grad);
 }
 
 torch::Tensor per_token_loss(const LossInputs& inputs, const LossOptions& options) {

@@ -34,7 +34,11 @@ struct LossInputs {
 // Default row count of one lm_head chunk: keeps one chunk's fp32 logits near 128 MB.
 int64_t default_chunk_rows(int64_t vocab_size);
 
-// log p(targets[i] | hidden[i]) for every row, computing the lm_head in row chunks.
+// Default vocabulary rows per lm_head GEMM call on the bf16 kernel path: ~8 MiB of weight.
+int64_t default_vocab_slice_rows(const torch::Tensor& lm_head_weight);
+
+// log p(targets[i] | hidden[i]) for every row, computing the lm_head in row chunks (and on the
+// bf16 kernel path in vocabulary slices of `vocab_slice_rows` within a chunk; 0 = default).
 //   hidden: [N, H] (model dtype), lm_head_weight: [V, H] (model dtype, frozen),
 //   targets: [N] int64 in [0, V). Returns [N] fp32.
 // Differentiable with respect to `hidden` only (the lm_head is frozen). When `hidden` requires
@@ -43,7 +47,8 @@ int64_t default_chunk_rows(int64_t vocab_size);
 torch::Tensor target_logprobs(const torch::Tensor& hidden,
                               const torch::Tensor& lm_head_weight,
                               const torch::Tensor& targets,
-                              int64_t chunk_rows = 0);
+                              int64_t chunk_rows = 0,
+                              int64_t vocab_slice_rows = 0);
 
 // Per-position loss before weighting: [N] fp32 (differentiable through inputs.logprobs).
 torch::Tensor per_token_loss(const LossInputs& inputs, const LossOptions& options);

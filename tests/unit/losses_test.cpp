@@ -54,31 +54,56 @@ TEST(TargetLogprobs, Bf16WithinToleranceOfFp32) {
   EXPECT_LT((bf16 - fp32).abs().max().item<double>(), 0.15);
 }
 
+// Reference for the bf16 path: the same bf16-rounded logits in fp64. Checks log-probs and the
+// gradient d/dh sum_i c_i logp_i = c_i (W[t_i] - softmax_i W) for every chunk / slice split.
+void expect_bf16_path_matches_fp64(const torch::Tensor& h_in, const torch::Tensor& w,
+                                   const torch::Tensor& t, int64_t chunk, int64_t slice) {
+  auto h = h_in.detach().clone().requires_grad_(true);  // [N, H] bf16
+  auto coeff = torch::linspace(-1.0, 2.0, h.size(0));   // [N] arbitrary upstream gradient
+  auto got = target_logprobs(h, w, t, chunk, slice);    // [N] fp32
+  (got * coeff).sum().backward();
+  auto logits = torch::linear(h.detach(), w).to(torch::kFloat64);  // [N, V] as the GEMM rounds
+  auto want = logits.log_softmax(-1).gather(1, t.unsqueeze(1)).squeeze(1);
+  EXPECT_LT((got.to(torch::kFloat64) - want).abs().max().item<double>(), 1e-4)
+      << "chunk " << chunk << " slice " << slice;
+  auto w64 = w.to(torch::kFloat64);
+  auto want_grad =
+      (w64.index_select(0, t) - logits.softmax(-1).mm(w64)) * coeff.to(torch::kFloat64).unsqueeze(1);
+  const double scale = want_grad.abs().max().item<double>();
+  EXPECT_LT((h.grad().to(torch::kFloat64) - want_grad).abs().max().item<double>(), 0.02 * scale)
+      << "chunk " << chunk << " slice " << slice;
+}
+
 TEST(TargetLogprobs, Bf16KernelPathMatchesFp64OnTheSameLogitsAndItsGradient) {
   // bf16 weights on an avx512_bf16 CPU take lm_head_kernels (elsewhere the fp32 path; the
-  // expectations hold for both). Reference: the same bf16-rounded logits in fp64. V = 1000 is
-  // not a multiple of 16 lanes; the chunk size 7 splits 20 rows as 7 + 7 + 6.
+  // expectations hold for both). V = 1000 is not a multiple of 16 lanes; the chunk size 7
+  // splits 20 rows as 7 + 7 + 6; vocabulary slices of 48 leave a last slice of 40, 1000 is one
+  // slice, 0 the default.
   torch::manual_seed(4);
   auto w = (torch::randn({1000, 32}) * 0.5).to(torch::kBFloat16);  // [V, H]
   auto t = torch::randint(0, 1000, {20}, torch::kLong);
   t[0] = 0;    // first and last vocabulary entries as targets
   t[1] = 999;
-  auto h = (torch::randn({20, 32}) * 0.5).to(torch::kBFloat16).requires_grad_(true);  // [N, H]
-  auto coeff = torch::randn({20});
+  t[2] = 47;   // the last entry of the first 48-slice and the first of the second
+  t[3] = 48;
+  auto h = (torch::randn({20, 32}) * 0.5).to(torch::kBFloat16);  // [N, H]
   for (int64_t chunk : {int64_t{7}, int64_t{0}}) {
-    auto got = target_logprobs(h, w, t, chunk);  // [N] fp32
-    (got * coeff).sum().backward();
-    auto logits = torch::linear(h.detach(), w).to(torch::kFloat64);  // [N, V] as the GEMM rounds
-    auto want = logits.log_softmax(-1).gather(1, t.unsqueeze(1)).squeeze(1);
-    EXPECT_LT((got.to(torch::kFloat64) - want).abs().max().item<double>(), 1e-4) << chunk;
-    // d/dh sum_i c_i logp_i = c_i (W[t_i] - softmax_i W), in fp64 from the same logits.
-    auto w64 = w.to(torch::kFloat64);
-    auto want_grad = (w64.index_select(0, t) - logits.softmax(-1).mm(w64)) * coeff.to(torch::kFloat64).unsqueeze(1);
-    const double scale = want_grad.abs().max().item<double>();
-    EXPECT_LT((h.grad().to(torch::kFloat64) - want_grad).abs().max().item<double>(), 0.02 * scale)
-        << chunk;
-    h.mutable_grad().reset();
+    for (int64_t slice : {int64_t{48}, int64_t{1000}, int64_t{0}}) {
+      expect_bf16_path_matches_fp64(h, w, t, chunk, slice);
+    }
   }
+}
+
+TEST(TargetLogprobs, Bf16SlicesRescaleTheRunningSumWhenTheMaxMovesLater) {
+  // Vocabulary rows scaled up slice after slice (x1 ... x8 over slices of 64): each row's
+  // maximum keeps moving to a later slice, so every earlier partial sum must be rescaled; a
+  // running sum that kept the old shift would be off by orders of magnitude.
+  torch::manual_seed(5);
+  auto scale = torch::linspace(1.0, 8.0, 512).unsqueeze(1);                    // [V, 1]
+  auto w = (torch::randn({512, 16}) * 0.4 * scale).to(torch::kBFloat16);       // [V, H]
+  auto h = (torch::randn({6, 16}) * 0.5).to(torch::kBFloat16);                 // [N, H]
+  auto t = torch::tensor({0, 63, 64, 200, 448, 511}, torch::kLong);            // [N]
+  expect_bf16_path_matches_fp64(h, w, t, 0, 64);
 }
 
 TEST(TargetLogprobs, NoGradientStoredWithoutRequiresGrad) {
