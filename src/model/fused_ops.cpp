@@ -5,7 +5,7 @@
 //   d gate = grad * up * s * (1 + gate * (1 - s)),  d up = grad * gate * s,  s = sigmoid(gate).
 #include "model/fused_ops.h"
 
-#include "model/qwen2.h"
+#include "model/attention_kernels.h"
 #include "model/silu_kernels.h"
 
 #include <torch/csrc/autograd/custom_function.h>
@@ -77,35 +77,41 @@ class SiluMulFunction : public torch::autograd::Function<SiluMulFunction> {
   }
 };
 
-// softmax(q k^T / sqrt(D) + bias) in fp32, [B, KV, G*T, S] with G = H / KV: the same ops in the
-// same order as detail::causal_attention, so forward values are identical.
-torch::Tensor attention_probs(const torch::Tensor& q, const torch::Tensor& k,
-                              const torch::Tensor& bias) {
-  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
-  const int64_t KV = k.size(1), S = k.size(2), G = H / KV;
-  torch::Tensor qg = q.reshape({B, KV, G * T, D});                             // [B, KV, G*T, D]
-  torch::Tensor scores = torch::matmul(qg, k.transpose(-1, -2));               // [B, KV, G*T, S]
-  scores = scores.to(torch::kFloat32).view({B, KV, G, T, S});                  // [B, KV, G, T, S]
-  scores.mul_(1.0 / std::sqrt(static_cast<double>(D)));
-  if (bias.defined()) {
-    scores.add_(bias.unsqueeze(1));
-  } else if (T > 1) {
-    scores.add_(detail::attention_bias({}, B, S - T, T, q.device()).unsqueeze(1));
-  }
-  return torch::softmax(scores, -1).view({B, KV, G * T, S});                   // [B, KV, G*T, S]
+// q k^T with the G = H / KV query heads of a kv head folded into the rows (no repeat_kv):
+// q [B, H, T, D], k [B, KV, S, D] -> [B, KV, G*T, S] in q's dtype.
+torch::Tensor attention_scores(const torch::Tensor& q, const torch::Tensor& k) {
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3), KV = k.size(1);
+  return torch::matmul(q.reshape({B, KV, (H / KV) * T, D}), k.transpose(-1, -2));
 }
+
+double attention_scale(const torch::Tensor& q) { return 1.0 / std::sqrt(static_cast<double>(q.size(3))); }
+
+// softmax(q k^T / sqrt(D) + mask) v: [B, H, T, D]. The probabilities are computed in fp32 and
+// rounded to v's dtype for the product, as HF's eager attention does.
+torch::Tensor attention_forward(const torch::Tensor& q, const torch::Tensor& k,
+                                const torch::Tensor& v, const torch::Tensor& bias) {
+  TORCH_CHECK(q.size(1) % k.size(1) == 0, "query heads ", q.size(1), " not a multiple of kv heads ",
+              k.size(1));
+  torch::Tensor probs = attention_kernels::softmax(attention_scores(q, k), bias, q.size(2),
+                                                   attention_scale(q), v.scalar_type());  // [B, KV, G*T, S]
+  return torch::matmul(probs, v).view(q.sizes());                                        // [B, H, T, D]
+}
+
+// The mask travels outside the autograd inputs (it has no gradient and may be undefined, i.e.
+// causal, which autograd::Function inputs may not be).
+struct AttentionMask {
+  torch::Tensor bias;  // [B or 1, 1, T, S] fp32, or undefined
+};
 
 class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q,
                                const torch::Tensor& k, const torch::Tensor& v,
-                               const torch::Tensor& bias) {
-    TORCH_CHECK(q.size(1) % k.size(1) == 0, "query heads ", q.size(1), " not a multiple of kv heads ",
-                k.size(1));
-    torch::Tensor probs = attention_probs(q, k, bias);                         // [B, KV, G*T, S]
-    torch::Tensor out = torch::matmul(probs.to(v.scalar_type()), v);           // [B, KV, G*T, D]
-    ctx->save_for_backward({q, k, v, bias});
-    return out.view(q.sizes());                                                // [B, H, T, D]
+                               const AttentionMask& mask) {
+    torch::Tensor out = attention_forward(q, k, v, mask.bias);  // [B, H, T, D]
+    ctx->save_for_backward({q, k, v});
+    ctx->saved_data["bias"] = mask.bias;
+    return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -113,18 +119,19 @@ class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
     const torch::Tensor& q = saved[0];  // [B, H, T, D]
     const torch::Tensor& k = saved[1];  // [B, KV, S, D]
     const torch::Tensor& v = saved[2];  // [B, KV, S, D]
+    const torch::Tensor bias = ctx->saved_data["bias"].toTensor();
     const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
     const int64_t KV = k.size(1), G = H / KV;
-    torch::Tensor probs = attention_probs(q, k, saved[3]);                     // [B, KV, G*T, S] fp32
-    torch::Tensor grad_out = grads[0].reshape({B, KV, G * T, D});              // [B, KV, G*T, D]
-    torch::Tensor grad_v = torch::matmul(probs.to(v.scalar_type()).transpose(-1, -2), grad_out);  // [B, KV, S, D]
-    torch::Tensor grad_probs = torch::matmul(grad_out, v.transpose(-1, -2)).to(torch::kFloat32);  // [B, KV, G*T, S]
+    const double scale = attention_scale(q);
+    torch::Tensor scores = attention_scores(q, k);                                    // [B, KV, G*T, S]
+    torch::Tensor probs = attention_kernels::softmax(scores, bias, T, scale, v.scalar_type());  // [B, KV, G*T, S]
+    torch::Tensor grad_out = grads[0].reshape({B, KV, G * T, D});                     // [B, KV, G*T, D]
+    torch::Tensor grad_v = torch::matmul(probs.transpose(-1, -2), grad_out);          // [B, KV, S, D]
+    torch::Tensor grad_probs = torch::matmul(grad_out, v.transpose(-1, -2));          // [B, KV, G*T, S]
     // softmax backward, then the 1/sqrt(D) scale: d scores = p * (dp - sum(dp * p)) / sqrt(D).
-    torch::Tensor row_dot = (grad_probs * probs).sum(-1, /*keepdim=*/true);   // [B, KV, G*T, 1]
-    torch::Tensor grad_scores = grad_probs.sub_(row_dot).mul_(probs)
-                                    .mul_(1.0 / std::sqrt(static_cast<double>(D)))
-                                    .to(q.scalar_type());                       // [B, KV, G*T, S]
-    torch::Tensor grad_q = torch::matmul(grad_scores, k).view({B, H, T, D});   // [B, H, T, D]
+    torch::Tensor grad_scores =
+        attention_kernels::softmax_backward(grad_probs.to(q.scalar_type()), scores, bias, T, scale);
+    torch::Tensor grad_q = torch::matmul(grad_scores, k).view({B, H, T, D});          // [B, H, T, D]
     torch::Tensor grad_k =
         torch::matmul(grad_scores.transpose(-1, -2), q.reshape({B, KV, G * T, D}));  // [B, KV, S, D]
     return {grad_q, grad_k, grad_v, torch::Tensor()};
@@ -135,12 +142,10 @@ class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
 
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& bias) {
-  if (bias.defined()) return AttentionFunction::apply(q, k, v, bias);  // [B, H, T, D]
-  // autograd::Function inputs must be defined tensors: spell out the causal bias (the same
-  // values attention_probs would add; all zeros for a single query).
-  const int64_t B = q.size(0), T = q.size(2), S = k.size(2);
-  torch::Tensor causal = detail::attention_bias({}, B, S - T, T, q.device());  // [1, 1, T, S]
-  return AttentionFunction::apply(q, k, v, causal);                          // [B, H, T, D]
+  const bool needs_grad = torch::GradMode::is_enabled() &&
+                          (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  if (!needs_grad) return attention_forward(q, k, v, bias);     // [B, H, T, D]
+  return AttentionFunction::apply(q, k, v, AttentionMask{bias});  // [B, H, T, D]
 }
 
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {

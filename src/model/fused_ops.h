@@ -1,9 +1,10 @@
-// Fused forward/backward for the two element-wise blocks of a Qwen2 layer that autograd would
-// otherwise record as chains of small ops. Each is one autograd node that saves only its
-// inputs (at their own precision) and recomputes the cheap intermediates in backward, which
-// removes the fp32 copies the op-by-op graph keeps alive per layer and most of its backward
-// kernels. Values equal the op-by-op reference (detail::rms_norm, silu(gate) * up); tests
-// compare both and their gradients.
+// Fused forward/backward for the element-wise blocks of a Qwen2 layer that autograd would
+// otherwise record as chains of small ops (RMSNorm, the SiLU gate, attention's softmax). Each
+// is one autograd node that saves only its inputs (at their own precision) and recomputes the
+// cheap intermediates in backward, which removes the fp32 copies the op-by-op graph keeps
+// alive per layer and most of its backward kernels. Values follow the op-by-op references
+// (detail::rms_norm, silu(gate) * up, detail::causal_attention); tests compare both and their
+// gradients.
 #pragma once
 
 #include <torch/torch.h>
@@ -19,10 +20,13 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
 // gate and up; sigmoid is recomputed in fp32 in backward.
 torch::Tensor silu_mul(const torch::Tensor& gate, const torch::Tensor& up);
 
-// detail::causal_attention (GQA, fp32 softmax) as one node that saves q, k, v and the bias and
-// recomputes the probabilities in backward, instead of keeping the fp32 and bf16 [B, H, T, S]
-// probabilities of every layer alive until backward (about 5.5 MB per layer at T = S = 256).
-// q: [B, H, T, D]; k, v: [B, KV, S, D]; bias: [B or 1, 1, T, S] or undefined -> [B, H, T, D].
+// detail::causal_attention (GQA, fp32 softmax, probabilities rounded to v's dtype for the
+// product) with the softmax and its backward as attention_kernels passes. With gradients it is
+// one node that saves q, k, v and the bias and recomputes the probabilities in backward,
+// instead of keeping the fp32 and bf16 [B, H, T, S] probabilities of every layer alive until
+// backward (about 5.5 MB per layer at T = S = 256); without, it is the forward alone.
+// q: [B, H, T, D]; k, v: [B, KV, S, D]; bias: [B or 1, 1, T, S] fp32, or undefined for the
+// causal mask over the last T of S positions -> [B, H, T, D].
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& bias);
 

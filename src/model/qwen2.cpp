@@ -260,12 +260,9 @@ torch::Tensor Qwen2AttentionImpl::forward(const torch::Tensor& x, const Qwen2Lay
     k = ck.narrow(2, 0, in.past + T);  // [B, KV, past+T, D]
     v = cv.narrow(2, 0, in.past + T);  // [B, KV, past+T, D]
   }
-  // Training: one node that recomputes the probabilities in backward (fused_ops.h); decoding
-  // and no-grad forwards keep nothing, so they take the plain ops.
-  const bool needs_grad = torch::GradMode::is_enabled() &&
-                          (q.requires_grad() || k.requires_grad() || v.requires_grad());
-  torch::Tensor attn = needs_grad ? fused::attention(q, k, v, in.bias)
-                                  : detail::causal_attention(q, k, v, in.bias);  // [B, H, T, D]
+  // Training: one node that recomputes the probabilities in backward; without gradients the
+  // same forward and nothing kept (fused_ops.h).
+  torch::Tensor attn = fused::attention(q, k, v, in.bias);                  // [B, H, T, D]
   attn = attn.transpose(1, 2).reshape({B, T, num_heads_ * head_dim_});       // [B, T, H*D]
   return o_proj->forward(attn, in.adapter);                                  // [B, T, hidden]
 }
