@@ -381,8 +381,33 @@ std::string checkpoint_base_model(const std::string& dir) {
                      " does not name its base model (checkpoint.json / adapter_config.json)");
 }
 
+// The loss_config a run had when this checkpoint was saved (checkpoint.json's
+// attributes.loss_config); nullopt for checkpoints without one (PEFT adapters, older saves).
+std::optional<api::LossConfig> checkpoint_loss_config(const std::string& dir) {
+  std::ifstream in(std::filesystem::path(dir) / "checkpoint.json");
+  if (!in) return std::nullopt;
+  const json meta = json::parse(in, nullptr, false);
+  if (!meta.is_object() || !meta.contains("attributes") || !meta["attributes"].is_object() ||
+      !meta["attributes"].contains("loss_config")) {
+    return std::nullopt;
+  }
+  try {
+    return meta["attributes"]["loss_config"].get<api::LossConfig>();
+  } catch (const ApiError& e) {
+    throw ApiError(ErrorType::kBadRequest, "checkpoint " + dir +
+                                               ": checkpoint.json attributes.loss_config is invalid: " +
+                                               e.message());
+  }
+}
+
 json handle_create_run(RouteContext& ctx, const Request& request) {
-  const auto parsed = api::parse_create_run_request(parse_json_body(request));
+  const json body = parse_json_body(request);
+  auto parsed = api::parse_create_run_request(body);
+  // A run made from one of our checkpoints keeps the loss_config it was saved with, unless
+  // the request gives one.
+  if (parsed.from_checkpoint && (!body.contains("loss_config") || body["loss_config"].is_null())) {
+    if (auto saved = checkpoint_loss_config(*parsed.from_checkpoint)) parsed.loss_config = *saved;
+  }
   if (parsed.run_id && ctx.engine().has_run(*parsed.run_id)) {
     throw ApiError(ErrorType::kBadRequest, "Run ID " + *parsed.run_id + " already exists");
   }
@@ -672,9 +697,11 @@ json handle_save(RouteContext& ctx, const Request& request) {
   const std::string run_id = request.path_param("run_id");
   engine::Engine& engine = ctx.engine();
   const std::string name = parsed.name;
-  return submit_job(ctx, request, run_id, "save", [&engine, run_id, name]() -> json {
+  // Kept with the checkpoint, so a run recreated from it (after a restart) trains the same way.
+  const json attributes = {{"loss_config", ctx.loss_config(run_id)}};
+  return submit_job(ctx, request, run_id, "save", [&engine, run_id, name, attributes]() -> json {
     require_run(engine, run_id);
-    const auto info = engine.save_checkpoint(run_id, name);
+    const auto info = engine.save_checkpoint(run_id, name, attributes);
     api::SaveResult out;
     out.name = info.name;
     out.run_id = info.run_id;

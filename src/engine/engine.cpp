@@ -5,7 +5,8 @@
 //   <checkpoints_dir>/<run_id>/<name>/              one checkpoint, swapped in atomically
 //       adapter_config.json, adapter_model.safetensors   (PEFT layout)
 //       optimizer.safetensors                             (AdamW moments, PEFT-keyed)
-//       checkpoint.json                                   (step, tokens, base model, created_at)
+//       checkpoint.json                                   (step, tokens, base model, created_at,
+//                                                          the caller's attributes)
 #include "engine/engine.h"
 
 #include "engine/test_hooks.h"
@@ -953,7 +954,11 @@ CheckpointInfo read_checkpoint_info(const fs::path& dir, const std::string& run_
 
 }  // namespace
 
-CheckpointInfo Engine::save_checkpoint(const std::string& run_id, const std::string& name) {
+CheckpointInfo Engine::save_checkpoint(const std::string& run_id, const std::string& name,
+                                       const nlohmann::json& attributes) {
+  if (!attributes.is_object()) {
+    throw ApiError(ErrorType::kBadRequest, "checkpoint attributes must be a JSON object");
+  }
   validate_path_component(name, "checkpoint name");
   auto run = impl_->find_run(run_id);
   std::lock_guard<std::mutex> lock(run->mutex);
@@ -990,7 +995,8 @@ CheckpointInfo Engine::save_checkpoint(const std::string& run_id, const std::str
                      {"step", run->optimizer.step_count()},
                      {"tokens_trained", run->tokens_trained},
                      {"is_sampler", false},
-                     {"format", 1}});
+                     {"format", 1},
+                     {"attributes", attributes}});
     for (const char* f : {lora::kAdapterConfigFile, lora::kAdapterWeightsFile, kOptimizerFile,
                           kCheckpointMetaFile}) {
       fsync_path(tmp_dir / f, false);

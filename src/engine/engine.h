@@ -15,6 +15,8 @@
 
 #include <eztinker/tokenizer.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -188,8 +190,11 @@ class Engine {
   SampleResult sample(const SampleSpec& spec);
   EvaluateResult evaluate(const std::string& run_id, const std::vector<EvaluateBatch>& batches);
 
-  // <checkpoints_dir>/<run_id>/<name>/, atomic (temp dir + rename).
-  CheckpointInfo save_checkpoint(const std::string& run_id, const std::string& name);
+  // <checkpoints_dir>/<run_id>/<name>/, atomic (temp dir + rename). `attributes`: what the
+  // caller keeps with the checkpoint (the server: the run's loss_config), written as
+  // checkpoint.json's "attributes" object (the engine does not read it back).
+  CheckpointInfo save_checkpoint(const std::string& run_id, const std::string& name,
+                                 const nlohmann::json& attributes = nlohmann::json::object());
   // name_or_path: a checkpoint name of this run, a checkpoint dir, or any PEFT adapter dir.
   void load_checkpoint(const std::string& run_id,
                        const std::string& name_or_path,

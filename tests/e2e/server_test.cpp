@@ -22,6 +22,8 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <map>
 #include <memory>
@@ -368,10 +370,13 @@ TEST_F(ServerE2E, TrainingLowersLossAndChangesSamples) {
 
 TEST_F(ServerE2E, SaveRestartLoadGivesIdenticalLogprobs) {
   const std::vector<int> probe = sequence(16, 5);
+  // Not the default loss: a run recreated from the checkpoint must keep it.
+  const json focal_sum = {{"loss_type", "focal_loss"}, {"focal_alpha", 0.5}, {"focal_gamma", 1.5},
+                          {"reduction", "sum"}, {"ignore_index", -100}};
   json before;
   {
     Http http(start());
-    create_run(http, "run_r");
+    create_run(http, "run_r", {{"loss_config", focal_sum}});
     for (int step = 0; step < 3; ++step) {
       http.post("/v1/runs/run_r/forward_backward", {{"input_ids", sequence(10, step)}});
       http.result_of("/v1/runs/run_r/optim_step", {{"learning_rate", 1e-2}});
@@ -388,7 +393,7 @@ TEST_F(ServerE2E, SaveRestartLoadGivesIdenticalLogprobs) {
   EXPECT_EQ(http.get("/v1/runs/run_r/checkpoints").json_body["checkpoints"].size(), 1u);
 
   // Recreate the run, load by name: identical logprobs and loss.
-  create_run(http, "run_r", {{"seed", 99}});
+  create_run(http, "run_r", {{"seed", 99}, {"loss_config", focal_sum}});
   auto fresh = http.result_of("/v1/runs/run_r/forward", {{"input_ids", probe}});
   EXPECT_NE(fresh["logprobs"], before["logprobs"]);  // a fresh adapter differs... (B = 0)
   auto loaded = http.result_of("/v1/runs/run_r/load", {{"name", "ck"}});
@@ -403,6 +408,29 @@ TEST_F(ServerE2E, SaveRestartLoadGivesIdenticalLogprobs) {
   ASSERT_EQ(from.status, kOk) << from.body;
   auto copy = http.result_of("/v1/runs/run_copy/forward", {{"input_ids", probe}});
   EXPECT_EQ(copy["logprobs"], before["logprobs"]);
+  // ... with the loss_config the run was saved with, so the loss is the same too.
+  EXPECT_EQ(http.get("/v1/runs/run_copy").json_body["loss_config"], focal_sum);
+  EXPECT_EQ(copy["loss"], before["loss"]);
+  // A loss_config in the request wins over the saved one.
+  const json plain = {{"loss_type", "cross_entropy"}, {"focal_alpha", 0.25}, {"focal_gamma", 2.0},
+                      {"reduction", "mean"}, {"ignore_index", -100}};
+  auto other = http.post("/v1/runs", {{"from_checkpoint", path}, {"run_id", "run_plain"},
+                                      {"loss_config", {{"loss_type", "cross_entropy"}}}});
+  ASSERT_EQ(other.status, kOk) << other.body;
+  EXPECT_EQ(http.get("/v1/runs/run_plain").json_body["loss_config"], plain);
+  auto plain_result = http.result_of("/v1/runs/run_plain/forward", {{"input_ids", probe}});
+  EXPECT_EQ(plain_result["logprobs"], before["logprobs"]);
+  EXPECT_NE(plain_result["loss"], before["loss"]);
+  // A checkpoint whose saved loss_config is unreadable: 400 naming it, and no run.
+  const auto bad = dir_.path() / "bad_ck";
+  std::filesystem::copy(path, bad);
+  json meta = json::parse(std::ifstream(bad / "checkpoint.json"));
+  meta["attributes"]["loss_config"]["loss_type"] = "hinge";
+  std::ofstream(bad / "checkpoint.json") << meta.dump();
+  auto refused = http.post("/v1/runs", {{"from_checkpoint", bad.string()}, {"run_id", "run_bad"}});
+  EXPECT_EQ(refused.status, 400) << refused.body;
+  EXPECT_NE(refused.body.find("attributes.loss_config"), std::string::npos) << refused.body;
+  EXPECT_EQ(http.get("/v1/runs/run_bad").status, 404);
 }
 
 TEST_F(ServerE2E, LongPollReturnsOnCompletionWithoutPolling) {

@@ -76,6 +76,24 @@ TEST_F(CheckpointTest, WritesPeftLayout) {
   EXPECT_EQ(a.dtype, "F32");
 }
 
+TEST_F(CheckpointTest, KeepsTheCallersAttributesAndRefusesNonObjects) {
+  engine_.create_run(run_spec(1, "run_attr"));
+  const nlohmann::json attributes = {{"loss_config", {{"loss_type", "focal_loss"}, {"focal_gamma", 1.5}}}};
+  engine_.save_checkpoint("run_attr", "ck", attributes);
+  const fs::path ck = dir_.path() / "run_attr" / "ck";
+  auto meta = nlohmann::json::parse(std::ifstream(ck / "checkpoint.json"));
+  EXPECT_EQ(meta["attributes"], attributes);
+  EXPECT_EQ(meta["run_id"], "run_attr");  // the engine's own fields stay
+  // Without attributes: an empty object.
+  engine_.save_checkpoint("run_attr", "plain");
+  EXPECT_EQ(nlohmann::json::parse(std::ifstream(dir_.path() / "run_attr" / "plain" / "checkpoint.json"))["attributes"],
+            nlohmann::json::object());
+  // Not an object: 400 before anything is written.
+  EXPECT_EQ(error_type_of([&] { engine_.save_checkpoint("run_attr", "bad", nlohmann::json::array()); }),
+            ErrorType::kBadRequest);
+  EXPECT_FALSE(fs::exists(dir_.path() / "run_attr" / "bad"));
+}
+
 TEST_F(CheckpointTest, RoundTripWithOptimizerIsBitExact) {
   auto a = engine_.create_run(run_spec(2, "run_a"));
   train_steps(engine_, "run_a", 3, 1e-2, 10);
