@@ -13,6 +13,7 @@
 #include "model/random_model.h"
 #include "model/small_linear.h"
 #include "model/weight_arena.h"
+#include "train/losses.h"
 
 #include <nlohmann/json.hpp>
 #include <omp.h>
@@ -417,6 +418,41 @@ nlohmann::json bench_kernels(const BenchOptions& o) {
       std::cerr << "  " << name << ": torch::mm " << fmt(stats(mm_ms), 3) << " ms, lora kernel "
                 << fmt(stats(kernel_ms), 3) << " ms\n";
     }
+  }
+  // The forward's lm_head at 1x256 (256 x 896 x 151936, bf16): one GEMM call over the whole
+  // vocabulary (oneDNN re-lays-out all 272 MB of weight per call) vs the vocabulary slices
+  // target_logprobs runs (default_vocab_slice_rows, ~8 MiB of weight each) into one reused
+  // buffer. GEMM only, alternated in this process. GFLOP/s.
+  {
+    const int64_t rows = 256, hidden = 896, vocab = 151936;
+    auto h = torch::randn({rows, hidden}).to(torch::kBFloat16);        // [N, H]
+    auto w = torch::randn({vocab, hidden}).mul_(0.05).to(torch::kBFloat16);  // [V, H]
+    model::move_to_weight_arena({w});                                  // as the model's lm_head
+    const int64_t slice = train::default_vocab_slice_rows(w);
+    auto buffer = torch::empty({rows, slice}, h.options());           // [N, S]
+    const double flop = 2.0 * rows * hidden * vocab;
+    std::vector<double> one_call;
+    std::vector<double> sliced;
+    for (int r = 0; r <= o.repeats * 2; ++r) {
+      const double a = seconds([&] { torch::linear(h, w); });
+      const double b = seconds([&] {
+        for (int64_t s = 0; s < vocab; s += slice) {
+          const int64_t width = std::min(slice, vocab - s);
+          auto out_slice = buffer.narrow(1, 0, width);  // [N, width]
+          torch::mm_out(out_slice, h, w.narrow(0, s, width).t());
+        }
+      });
+      if (r > 0) {
+        one_call.push_back(flop / a / 1e9);
+        sliced.push_back(flop / b / 1e9);
+      }
+    }
+    out["lm_head_gemm_256x896x151936"] = {{"one_call_GFLOP_s", stat_json(stats(one_call))},
+                                          {"vocab_slices_GFLOP_s", stat_json(stats(sliced))},
+                                          {"slice_rows", slice}};
+    std::cerr << "  lm_head_gemm_256x896x151936: one call " << fmt(stats(one_call), 1)
+              << " GFLOP/s, " << slice << "-row vocabulary slices " << fmt(stats(sliced), 1)
+              << " GFLOP/s\n";
   }
   // Attention's softmax at a 1x256 step of Qwen2-0.5B (14 query heads over 2 kv heads, causal):
   // the op chain the layers ran before (fp32 copy, scale, a materialised causal bias, softmax,
