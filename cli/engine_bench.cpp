@@ -621,7 +621,7 @@ void register_bench_command(CLI::App& app, CliContext& ctx) {
       ->check(CLI::Range(0, 1024));
   cmd->add_option("--repeats", opts->repeats, "Timed repeats per row (after one warm-up)")
       ->check(CLI::Range(1, 1000));
-  cmd->add_option("--rows", opts->rows, "all | train | decode | kernels (decode matvec micro-bench) | concurrency (two runs training at once)")
+  cmd->add_option("--rows", opts->rows, "all | train | decode | kernels (decode matvec, LoRA, lm_head and attention-softmax micro-benches) | concurrency (two runs training at once)")
       ->check(CLI::IsMember({"all", "train", "decode", "kernels", "concurrency"}));
   cmd->add_option("--profile", opts->profile,
                   "Write a libtorch profiler trace (chrome://tracing JSON) of one extra "
