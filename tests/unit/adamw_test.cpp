@@ -82,6 +82,51 @@ TEST(AdamW, MatchesTorchOptimAdamWAcrossLrChanges) {
   }
 }
 
+TEST(AdamW, SinglePassUpdateEqualsTheOpChainWithClippingDecayAndAMissingGradient) {
+  // Contiguous fp32 CPU tensors take the single-pass loop; transposed (non-contiguous) leaves
+  // of the same values take the ATen op chain. Sizes with and without 16-lane tails, one
+  // tensor that never gets a gradient, clipping active, weight decay, lr changing per step.
+  torch::manual_seed(10);
+  const std::vector<std::vector<int64_t>> shapes = {{37, 29}, {8, 128}, {5}, {3, 7}};
+  std::vector<torch::Tensor> fused_params, op_params;
+  for (const auto& shape : shapes) {
+    auto init = torch::randn(shape);
+    fused_params.push_back(init.clone().requires_grad_(true));
+    // Same values, stored transposed: a non-contiguous leaf (1-D stays contiguous, so the
+    // 1-D case compares the loop with itself; the 2-D ones carry the comparison).
+    auto stored = init.dim() == 2 ? init.t().contiguous().t() : init.clone();
+    op_params.push_back(stored.requires_grad_(true));
+  }
+  ASSERT_FALSE(op_params[0].is_contiguous());
+  const torch::Tensor last_init = fused_params.back().detach().clone();
+  AdamW fused(fused_params);
+  AdamW ops(op_params);
+  const std::vector<double> lrs = {1e-2, 3e-2, 3e-2, 1e-3};
+  for (size_t s = 0; s < lrs.size(); ++s) {
+    for (size_t i = 0; i + 1 < shapes.size(); ++i) {  // the last tensor gets no gradient
+      auto g = torch::randn(shapes[i]) * 3.0;
+      fused_params[i].mutable_grad() = g.clone();
+      op_params[i].mutable_grad() = g.clone();
+    }
+    AdamWHyper h;
+    h.learning_rate = lrs[s];
+    h.weight_decay = 0.05;
+    h.grad_clip_norm = 1.0;  // the norm above is ~3 sqrt(1838): clipped every step
+    const auto rf = fused.step(h);
+    const auto ro = ops.step(h);
+    EXPECT_NEAR(rf.grad_norm, ro.grad_norm, 1e-9 * ro.grad_norm) << "step " << s;
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      ASSERT_TRUE(torch::allclose(fused_params[i], op_params[i], 1e-6, 1e-7)) << "step " << s << " tensor " << i;
+      ASSERT_TRUE(torch::allclose(fused.exp_avg()[i], ops.exp_avg()[i], 1e-6, 1e-9)) << s << " " << i;
+      ASSERT_TRUE(torch::allclose(fused.exp_avg_sq()[i], ops.exp_avg_sq()[i], 1e-6, 1e-12)) << s << " " << i;
+    }
+  }
+  // The gradient-free tensor only decays: m = v = 0, so its update is 0 / eps = 0.
+  double decay = 1.0;
+  for (double lr : lrs) decay *= 1.0 - lr * 0.05;
+  EXPECT_TRUE(torch::allclose(fused_params.back(), last_init * decay, 1e-6, 1e-8));
+}
+
 TEST(AdamW, ClippingMatchesClipGradNormAndReportsPreClipNorm) {
   torch::manual_seed(8);
   auto p0 = torch::randn({6});
