@@ -33,7 +33,7 @@ class LoraLinearFunction : public torch::autograd::Function<LoraLinearFunction> 
     torch::Tensor xa = kernels::rows_dot(rows_lora, a, scaling);               // [N, r] fp32, scaled
     torch::Tensor bt = b.t().contiguous();                                     // [r, out]
     kernels::add_rows_times(y, xa, bt);                                        // y += xa B^T
-    ctx->save_for_backward({rows_lora, a, b, xa});
+    ctx->save_for_backward({rows_lora, a, bt, xa});  // B^T once per step, not again in backward
     ctx->saved_data["weight"] = weight;
     ctx->saved_data["scaling"] = scaling;
     ctx->saved_data["lora_input_is_x"] = x_lora.is_same(x);
@@ -47,7 +47,7 @@ class LoraLinearFunction : public torch::autograd::Function<LoraLinearFunction> 
     const auto saved = ctx->get_saved_variables();
     const torch::Tensor& rows_lora = saved[0];  // [N, in]
     const torch::Tensor& a = saved[1];          // [r, in]
-    const torch::Tensor& b = saved[2];          // [out, r]
+    const torch::Tensor& bt = saved[2];         // [r, out] = B^T
     const torch::Tensor& xa = saved[3];         // [N, r] fp32, scaled
     const torch::Tensor weight = ctx->saved_data["weight"].toTensor();  // [out, in]
     const double scaling = ctx->saved_data["scaling"].toDouble();
@@ -55,9 +55,10 @@ class LoraLinearFunction : public torch::autograd::Function<LoraLinearFunction> 
     const std::vector<int64_t> x_sizes = ctx->saved_data["x_sizes"].toIntVector();
     torch::Tensor g = grads[0].reshape({-1, weight.size(0)}).contiguous();    // [N, out]
 
-    torch::Tensor bt = b.t().contiguous();                                     // [r, out]
     torch::Tensor grad_xa = kernels::rows_dot(g, bt, scaling);                 // [N, r] = s g B
-    torch::Tensor grad_b = kernels::columns_dot(xa, g).t().contiguous();       // [out, r] = g^T xa
+    // [out, r] = g^T xa as a transposed view: autograd adds it into B's gradient (or copies it
+    // into B's layout the first time) without a contiguous copy here.
+    torch::Tensor grad_b = kernels::columns_dot(xa, g).t();
     torch::Tensor grad_a = kernels::columns_dot(grad_xa, rows_lora);           // [r, in]
     torch::Tensor grad_x, grad_x_lora;
     if (ctx->needs_input_grad(0)) {
