@@ -108,10 +108,16 @@ class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q,
                                const torch::Tensor& k, const torch::Tensor& v,
                                const AttentionMask& mask) {
-    torch::Tensor out = attention_forward(q, k, v, mask.bias);  // [B, H, T, D]
-    ctx->save_for_backward({q, k, v});
+    TORCH_CHECK(q.size(1) % k.size(1) == 0, "query heads ", q.size(1), " not a multiple of kv heads ",
+                k.size(1));
+    // The scores (q's dtype, 1.8 MB per layer at T = S = 256 with 14 heads) are kept for
+    // backward, which then skips their GEMM; the probabilities (fp32 and v's dtype) are not.
+    torch::Tensor scores = attention_scores(q, k);                                       // [B, KV, G*T, S]
+    torch::Tensor probs = attention_kernels::softmax(scores, mask.bias, q.size(2),
+                                                     attention_scale(q), v.scalar_type());  // [B, KV, G*T, S]
+    ctx->save_for_backward({q, k, v, scores});
     ctx->saved_data["bias"] = mask.bias;
-    return out;
+    return torch::matmul(probs, v).view(q.sizes());                                      // [B, H, T, D]
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -123,7 +129,7 @@ class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
     const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
     const int64_t KV = k.size(1), G = H / KV;
     const double scale = attention_scale(q);
-    torch::Tensor scores = attention_scores(q, k);                                    // [B, KV, G*T, S]
+    const torch::Tensor& scores = saved[3];                                           // [B, KV, G*T, S]
     torch::Tensor probs = attention_kernels::softmax(scores, bias, T, scale, v.scalar_type());  // [B, KV, G*T, S]
     torch::Tensor grad_out = grads[0].reshape({B, KV, G * T, D});                     // [B, KV, G*T, D]
     torch::Tensor grad_v = torch::matmul(probs.transpose(-1, -2), grad_out);          // [B, KV, S, D]
