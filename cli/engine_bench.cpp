@@ -347,6 +347,24 @@ nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype) {
   return result;
 }
 
+// Runs `a` and `b` alternately, rounds + 1 times each (the first round warms up and is dropped):
+// milliseconds per call of each, so both see the same drift of the host.
+std::pair<std::vector<double>, std::vector<double>> alternate_ms(const std::function<void()>& a,
+                                                                 const std::function<void()>& b,
+                                                                 int rounds) {
+  std::vector<double> a_ms;
+  std::vector<double> b_ms;
+  for (int r = 0; r <= rounds; ++r) {
+    const double ta = seconds(a);
+    const double tb = seconds(b);
+    if (r > 0) {
+      a_ms.push_back(ta * 1e3);
+      b_ms.push_back(tb * 1e3);
+    }
+  }
+  return {a_ms, b_ms};
+}
+
 // Decode-step linears at Qwen2-0.5B shapes, one row of x: libtorch's bf16 torch::linear vs the
 // matrix-vector kernel (both read the weight once per call at best). GB/s of weight read.
 nlohmann::json bench_kernels(const BenchOptions& o) {
@@ -402,16 +420,7 @@ nlohmann::json bench_kernels(const BenchOptions& o) {
         {"columns_dot", [&] { torch::mm(u.t(), x.to(torch::kFloat32)); },
          [&] { lora::kernels::columns_dot(u, x); }}};
     for (const auto& [op, with_mm, with_kernel] : ops) {
-      std::vector<double> mm_ms;
-      std::vector<double> kernel_ms;
-      for (int r = 0; r <= o.repeats * 10; ++r) {
-        const double a = seconds(with_mm);
-        const double b = seconds(with_kernel);
-        if (r > 0) {
-          mm_ms.push_back(a * 1e3);
-          kernel_ms.push_back(b * 1e3);
-        }
-      }
+      const auto [mm_ms, kernel_ms] = alternate_ms(with_mm, with_kernel, o.repeats * 10);
       const std::string name = "lora_" + op + "_256x" + std::to_string(width) + "_r8";
       out[name] = {{"torch_mm_ms", stat_json(stats(mm_ms))},
                    {"lora_kernel_ms", stat_json(stats(kernel_ms))}};
@@ -431,21 +440,17 @@ nlohmann::json bench_kernels(const BenchOptions& o) {
     const int64_t slice = train::default_vocab_slice_rows(w);
     auto buffer = torch::empty({rows, slice}, h.options());           // [N, S]
     const double flop = 2.0 * rows * hidden * vocab;
-    std::vector<double> one_call;
-    std::vector<double> sliced;
-    for (int r = 0; r <= o.repeats * 2; ++r) {
-      const double a = seconds([&] { torch::linear(h, w); });
-      const double b = seconds([&] {
-        for (int64_t s = 0; s < vocab; s += slice) {
-          const int64_t width = std::min(slice, vocab - s);
-          auto out_slice = buffer.narrow(1, 0, width);  // [N, width]
-          torch::mm_out(out_slice, h, w.narrow(0, s, width).t());
-        }
-      });
-      if (r > 0) {
-        one_call.push_back(flop / a / 1e9);
-        sliced.push_back(flop / b / 1e9);
-      }
+    auto [one_call, sliced] = alternate_ms([&] { torch::linear(h, w); },
+                                           [&] {
+                                             for (int64_t s = 0; s < vocab; s += slice) {
+                                               const int64_t width = std::min(slice, vocab - s);
+                                               auto out_slice = buffer.narrow(1, 0, width);  // [N, width]
+                                               torch::mm_out(out_slice, h, w.narrow(0, s, width).t());
+                                             }
+                                           },
+                                           o.repeats * 2);
+    for (auto* times : {&one_call, &sliced}) {
+      for (double& t : *times) t = flop / (t * 1e-3) / 1e9;  // ms -> GFLOP/s
     }
     out["lm_head_gemm_256x896x151936"] = {{"one_call_GFLOP_s", stat_json(stats(one_call))},
                                           {"vocab_slices_GFLOP_s", stat_json(stats(sliced))},
@@ -479,16 +484,7 @@ nlohmann::json bench_kernels(const BenchOptions& o) {
          },
          [&] { model::attention_kernels::softmax_backward(grad, scores, {}, t, scale); }}};
     for (const auto& [op, with_chain, with_kernel] : ops) {
-      std::vector<double> chain_ms;
-      std::vector<double> kernel_ms;
-      for (int r = 0; r <= o.repeats * 10; ++r) {
-        const double a = seconds(with_chain);
-        const double b = seconds(with_kernel);
-        if (r > 0) {
-          chain_ms.push_back(a * 1e3);
-          kernel_ms.push_back(b * 1e3);
-        }
-      }
+      const auto [chain_ms, kernel_ms] = alternate_ms(with_chain, with_kernel, o.repeats * 10);
       const std::string name = "attention_" + op + "_14x256x256";
       out[name] = {{"op_chain_ms", stat_json(stats(chain_ms))},
                    {"kernel_ms", stat_json(stats(kernel_ms))}};
