@@ -551,56 +551,51 @@ void print_table(const nlohmann::json& all, const nlohmann::json& reference) {
   }
 }
 
-// Runs the PyTorch reference (one process per dtype so peak RSS is its own); empty when
-// python3 with torch is unavailable.
-nlohmann::json run_reference(const BenchOptions& o) {
-  nlohmann::json out = nlohmann::json::object();
+// The reference script: --reference-script, else bench/reference_pytorch.py from the working
+// directory (a source checkout) or above the executable (build-dir/cli/); empty, with a message,
+// when python3 with torch or the script is missing.
+std::string find_reference_script(const BenchOptions& o) {
   if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
     std::cerr << "reference: /usr/bin/python3 cannot import torch; skipped\n";
-    return out;
+    return {};
   }
-  std::string script = o.reference_script;
-  if (script.empty()) {
-    // The working directory (a source checkout) or above the executable (build-dir/cli/).
-    std::error_code ec;
-    const fs::path exe_dir = fs::read_symlink("/proc/self/exe", ec).parent_path();
-    for (const fs::path& p : {fs::path("bench/reference_pytorch.py"),
-                              exe_dir / "../bench/reference_pytorch.py",
-                              exe_dir / "../../bench/reference_pytorch.py"}) {
-      if (fs::exists(p)) {
-        script = p.string();
-        break;
-      }
-    }
+  if (!o.reference_script.empty()) return o.reference_script;
+  std::error_code ec;
+  const fs::path exe_dir = fs::read_symlink("/proc/self/exe", ec).parent_path();
+  for (const fs::path& p : {fs::path("bench/reference_pytorch.py"),
+                            exe_dir / "../bench/reference_pytorch.py",
+                            exe_dir / "../../bench/reference_pytorch.py"}) {
+    if (fs::exists(p)) return p.string();
   }
-  if (script.empty()) {
-    std::cerr << "reference: bench/reference_pytorch.py not found; pass --reference-script\n";
-    return out;
+  std::cerr << "reference: bench/reference_pytorch.py not found; pass --reference-script\n";
+  return {};
+}
+
+// Runs the PyTorch reference for one dtype in its own process (so its peak RSS is its own);
+// null when it fails.
+nlohmann::json run_reference(const BenchOptions& o, const std::string& script,
+                             const std::string& dtype) {
+  const std::string cmd = "/usr/bin/python3 " + script + " --model '" + o.model + "' --dtype " +
+                          dtype + " --threads " + std::to_string(o.threads) + " --repeats " +
+                          std::to_string(o.repeats) + " --rows " + o.rows;
+  std::cerr << "reference: " << cmd << "\n";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  if (pipe == nullptr) {
+    return nullptr;
   }
-  for (const auto& dtype : o.dtypes) {
-    const std::string cmd = "/usr/bin/python3 " + script + " --model '" + o.model + "' --dtype " +
-                            dtype + " --threads " + std::to_string(o.threads) + " --repeats " +
-                            std::to_string(o.repeats) + " --rows " + o.rows;
-    std::cerr << "reference: " << cmd << "\n";
-    FILE* pipe = ::popen(cmd.c_str(), "r");
-    if (pipe == nullptr) {
-      continue;
-    }
-    std::string text;
-    char buf[4096];
-    while (size_t n = std::fread(buf, 1, sizeof buf, pipe)) {
-      text.append(buf, n);
-    }
-    ::pclose(pipe);
-    try {
-      out[dtype] = nlohmann::json::parse(text.substr(text.rfind("\n{") == std::string::npos
-                                                         ? 0
-                                                         : text.rfind("\n{") + 1));
-    } catch (const std::exception& e) {
-      std::cerr << "reference: cannot parse output (" << e.what() << ")\n";
-    }
+  std::string text;
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof buf, pipe)) {
+    text.append(buf, n);
   }
-  return out;
+  ::pclose(pipe);
+  try {
+    const size_t last_object = text.rfind("\n{");
+    return nlohmann::json::parse(text.substr(last_object == std::string::npos ? 0 : last_object + 1));
+  } catch (const std::exception& e) {
+    std::cerr << "reference: cannot parse output (" << e.what() << ")\n";
+    return nullptr;
+  }
 }
 
 }  // namespace
@@ -649,11 +644,18 @@ void register_bench_command(CLI::App& app, CliContext& ctx) {
       std::cout << bench_kernels(*opts).dump(2) << "\n";
       return;
     }
+    // Each dtype's reference runs right after that dtype's own rows, so the two sides of a
+    // ratio are measured minutes apart rather than a whole run apart (the host drifts).
+    const std::string script = opts->reference ? find_reference_script(*opts) : std::string();
+    nlohmann::json reference = nlohmann::json::object();
     for (const auto& dtype : opts->dtypes) {
       std::cerr << "benchmarking base dtype " << dtype << "\n";
       all[dtype] = bench_dtype(*opts, dtype);
+      if (!script.empty()) {
+        nlohmann::json r = run_reference(*opts, script, dtype);
+        if (!r.is_null()) reference[dtype] = std::move(r);
+      }
     }
-    nlohmann::json reference = opts->reference ? run_reference(*opts) : nlohmann::json::object();
     if (ctx.json) {
       std::cout << nlohmann::json{{"eztinker", all}, {"pytorch_eager", reference}}.dump(2) << "\n";
     } else {
