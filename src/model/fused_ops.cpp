@@ -87,13 +87,17 @@ torch::Tensor attention_scores(const torch::Tensor& q, const torch::Tensor& k) {
 double attention_scale(const torch::Tensor& q) { return 1.0 / std::sqrt(static_cast<double>(q.size(3))); }
 
 // softmax(q k^T / sqrt(D) + mask) v: [B, H, T, D]. The probabilities are computed in fp32 and
-// rounded to v's dtype for the product, as HF's eager attention does.
+// rounded to v's dtype for the product, as HF's eager attention does. `scores_out`, when given,
+// receives q k^T ([B, KV, G*T, S], q's dtype) for a backward pass.
 torch::Tensor attention_forward(const torch::Tensor& q, const torch::Tensor& k,
-                                const torch::Tensor& v, const torch::Tensor& bias) {
+                                const torch::Tensor& v, const torch::Tensor& bias,
+                                torch::Tensor* scores_out = nullptr) {
   TORCH_CHECK(q.size(1) % k.size(1) == 0, "query heads ", q.size(1), " not a multiple of kv heads ",
               k.size(1));
-  torch::Tensor probs = attention_kernels::softmax(attention_scores(q, k), bias, q.size(2),
-                                                   attention_scale(q), v.scalar_type());  // [B, KV, G*T, S]
+  torch::Tensor scores = attention_scores(q, k);                                          // [B, KV, G*T, S]
+  torch::Tensor probs = attention_kernels::softmax(scores, bias, q.size(2), attention_scale(q),
+                                                   v.scalar_type());                      // [B, KV, G*T, S]
+  if (scores_out != nullptr) *scores_out = scores;
   return torch::matmul(probs, v).view(q.sizes());                                        // [B, H, T, D]
 }
 
@@ -108,16 +112,13 @@ class AttentionFunction : public torch::autograd::Function<AttentionFunction> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& q,
                                const torch::Tensor& k, const torch::Tensor& v,
                                const AttentionMask& mask) {
-    TORCH_CHECK(q.size(1) % k.size(1) == 0, "query heads ", q.size(1), " not a multiple of kv heads ",
-                k.size(1));
     // The scores (q's dtype, 1.8 MB per layer at T = S = 256 with 14 heads) are kept for
     // backward, which then skips their GEMM; the probabilities (fp32 and v's dtype) are not.
-    torch::Tensor scores = attention_scores(q, k);                                       // [B, KV, G*T, S]
-    torch::Tensor probs = attention_kernels::softmax(scores, mask.bias, q.size(2),
-                                                     attention_scale(q), v.scalar_type());  // [B, KV, G*T, S]
+    torch::Tensor scores;                                                  // [B, KV, G*T, S]
+    torch::Tensor out = attention_forward(q, k, v, mask.bias, &scores);    // [B, H, T, D]
     ctx->save_for_backward({q, k, v, scores});
     ctx->saved_data["bias"] = mask.bias;
-    return torch::matmul(probs, v).view(q.sizes());                                      // [B, H, T, D]
+    return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {

@@ -47,17 +47,6 @@ EZTINKER_AVX512 void row_exp_in_place(c10::BFloat16* row, int64_t n, float shift
   }
 }
 
-void check_targets(const torch::Tensor& targets, int64_t rows, int64_t vocab_limit) {
-  TORCH_CHECK(targets.dim() == 1 && targets.size(0) == rows && targets.scalar_type() == torch::kLong &&
-                  targets.is_contiguous(),
-              "lm_head_kernels: targets must be [", rows, "] contiguous int64");
-  const int64_t* tp = targets.data_ptr<int64_t>();
-  for (int64_t i = 0; i < rows; ++i) {
-    TORCH_CHECK(tp[i] >= 0 && tp[i] < vocab_limit, "target ", tp[i], " outside the vocabulary of ",
-                vocab_limit);
-  }
-}
-
 }  // namespace
 
 bool supported(const torch::Tensor& logits) {
@@ -66,23 +55,32 @@ bool supported(const torch::Tensor& logits) {
          logits.scalar_type() == torch::kBFloat16;
 }
 
-RunningLogSumExp::RunningLogSumExp(int64_t rows)
-    : max(static_cast<size_t>(rows), -std::numeric_limits<float>::infinity()),
-      sum(static_cast<size_t>(rows), 0.0f),
-      target_logit(static_cast<size_t>(rows), std::numeric_limits<float>::quiet_NaN()) {}
+RunningLogSumExp::RunningLogSumExp(const torch::Tensor& targets_in, int64_t vocab_size)
+    : targets(targets_in.contiguous()), vocab(vocab_size) {
+  TORCH_CHECK(targets.dim() == 1 && targets.scalar_type() == torch::kLong,
+              "lm_head_kernels: targets must be [r] int64");
+  const int64_t rows = targets.size(0);
+  const int64_t* tp = targets.data_ptr<int64_t>();
+  for (int64_t i = 0; i < rows; ++i) {
+    TORCH_CHECK(tp[i] >= 0 && tp[i] < vocab, "target ", tp[i], " outside the vocabulary of ", vocab);
+  }
+  max.assign(static_cast<size_t>(rows), -std::numeric_limits<float>::infinity());
+  sum.assign(static_cast<size_t>(rows), 0.0f);
+  target_logit.assign(static_cast<size_t>(rows), std::numeric_limits<float>::quiet_NaN());
+}
 
 float RunningLogSumExp::logsumexp(int64_t row) const {
   return max[static_cast<size_t>(row)] + std::log(sum[static_cast<size_t>(row)]);
 }
 
-void accumulate(const torch::Tensor& slice, int64_t slice_start, const torch::Tensor& targets,
-                RunningLogSumExp& running) {
+void accumulate(const torch::Tensor& slice, int64_t slice_start, RunningLogSumExp& running) {
   const int64_t rows = slice.size(0), width = slice.size(1);
   TORCH_CHECK(supported(slice) && slice.stride(1) == 1 && slice.stride(0) >= width &&
-                  static_cast<int64_t>(running.max.size()) == rows,
-              "lm_head_kernels::accumulate: expected [r, S] bf16 with unit column stride");
-  check_targets(targets, rows, std::numeric_limits<int64_t>::max());
-  const int64_t* tp = targets.data_ptr<int64_t>();
+                  static_cast<int64_t>(running.max.size()) == rows &&
+                  slice_start + width <= running.vocab,
+              "lm_head_kernels::accumulate: expected [r, S] bf16 with unit column stride inside "
+              "the vocabulary");
+  const int64_t* tp = running.targets.data_ptr<int64_t>();
   const int64_t row_stride = slice.stride(0);
   const c10::BFloat16* base = slice.data_ptr<c10::BFloat16>();
   at::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
@@ -101,14 +99,13 @@ void accumulate(const torch::Tensor& slice, int64_t slice_start, const torch::Te
   });
 }
 
-void write_softmax_minus_onehot(torch::Tensor& logits, const torch::Tensor& targets,
-                                const RunningLogSumExp& running) {
+void write_softmax_minus_onehot(torch::Tensor& logits, const RunningLogSumExp& running) {
   TORCH_CHECK(supported(logits) && logits.is_contiguous() &&
-                  static_cast<int64_t>(running.max.size()) == logits.size(0),
+                  static_cast<int64_t>(running.max.size()) == logits.size(0) &&
+                  logits.size(1) == running.vocab,
               "lm_head_kernels::write_softmax_minus_onehot: expected [r, V] contiguous bf16");
   const int64_t rows = logits.size(0), vocab = logits.size(1);
-  check_targets(targets, rows, vocab);
-  const int64_t* tp = targets.data_ptr<int64_t>();
+  const int64_t* tp = running.targets.data_ptr<int64_t>();
   c10::BFloat16* base = logits.data_ptr<c10::BFloat16>();
   at::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {

@@ -18,10 +18,13 @@ namespace eztinker::train::lm_head_kernels {
 // True for CPU bf16 logits on a CPU with avx512_bf16 (the layout is checked per call).
 bool supported(const torch::Tensor& logits);
 
-// Per row: the largest logit seen so far, the sum of exp(logit - max) over the slices seen so
-// far, and the target's logit once its slice has been seen.
+// Per row: the target, the largest logit seen so far, the sum of exp(logit - max) over the
+// slices seen so far, and the target's logit once its slice has been seen.
 struct RunningLogSumExp {
-  explicit RunningLogSumExp(int64_t rows);
+  // targets: [r] int64 in [0, vocab), checked here once for all slices.
+  RunningLogSumExp(const torch::Tensor& targets, int64_t vocab);
+  torch::Tensor targets;  // [r] int64, contiguous
+  int64_t vocab = 0;
   std::vector<float> max;
   std::vector<float> sum;
   std::vector<float> target_logit;
@@ -30,14 +33,12 @@ struct RunningLogSumExp {
 };
 
 // slice: [r, S] bf16 with unit column stride (its row stride may be larger: a column slice of
-// [r, V] logits), the logits of vocabulary entries [slice_start, slice_start + S).
-// targets: [r] int64. Folds the slice into `running`.
-void accumulate(const torch::Tensor& slice, int64_t slice_start, const torch::Tensor& targets,
-                RunningLogSumExp& running);
+// [r, V] logits), the logits of vocabulary entries [slice_start, slice_start + S). Folds it
+// into `running`.
+void accumulate(const torch::Tensor& slice, int64_t slice_start, RunningLogSumExp& running);
 
 // logits: [r, V] bf16 contiguous, all slices folded into `running`. Overwrites each row with
 // bf16(softmax(row) - onehot(target)); the target entry from the unrounded probability.
-void write_softmax_minus_onehot(torch::Tensor& logits, const torch::Tensor& targets,
-                                const RunningLogSumExp& running);
+void write_softmax_minus_onehot(torch::Tensor& logits, const RunningLogSumExp& running);
 
 }  // namespace eztinker::train::lm_head_kernels

@@ -31,13 +31,12 @@ void bf16_chunk(const torch::Tensor& h, const torch::Tensor& weight, const torch
   const int64_t slice_rows = std::min(vocab_slice_rows, vocab);
   auto bf16 = h.options().dtype(torch::kBFloat16);
   torch::Tensor logits = torch::empty({rows, need_grad ? vocab : slice_rows}, bf16);  // [r, V or S]
-  torch::Tensor t = targets.contiguous();
-  lm_head_kernels::RunningLogSumExp running(rows);
+  lm_head_kernels::RunningLogSumExp running(targets, vocab);  // checks the targets once
   for (int64_t s = 0; s < vocab; s += slice_rows) {
     const int64_t width = std::min(slice_rows, vocab - s);
     auto out = logits.narrow(1, need_grad ? s : 0, width);                   // [r, width] view
     torch::mm_out(out, h, weight.narrow(0, s, width).t());                  // [r, width] bf16
-    lm_head_kernels::accumulate(out, s, t, running);
+    lm_head_kernels::accumulate(out, s, running);
   }
   auto lp = torch::empty({rows}, torch::kFloat32);  // [r]
   float* lpp = lp.data_ptr<float>();
@@ -46,7 +45,7 @@ void bf16_chunk(const torch::Tensor& h, const torch::Tensor& weight, const torch
   }
   logprobs.copy_(lp);
   if (need_grad) {
-    lm_head_kernels::write_softmax_minus_onehot(logits, t, running);
+    lm_head_kernels::write_softmax_minus_onehot(logits, running);
     // d logp / d h = -(softmax - onehot) @ W: [r, H].
     direction.copy_(torch::matmul(logits, weight).neg_());
   }

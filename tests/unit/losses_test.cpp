@@ -106,6 +106,16 @@ TEST(TargetLogprobs, Bf16SlicesRescaleTheRunningSumWhenTheMaxMovesLater) {
   expect_bf16_path_matches_fp64(h, w, t, 0, 64);
 }
 
+TEST(TargetLogprobs, TargetOutsideTheVocabularyIsRejectedWithAndWithoutGradient) {
+  auto w = torch::randn({40, 8}).to(torch::kBFloat16);  // [V, H]
+  auto h = torch::randn({3, 8}).to(torch::kBFloat16);   // [N, H]
+  for (int64_t bad : {int64_t{40}, int64_t{-1}}) {
+    auto t = torch::tensor({int64_t{0}, bad, int64_t{5}}, torch::kLong);
+    EXPECT_THROW(target_logprobs(h, w, t, 0, 16), c10::Error) << bad;
+    EXPECT_THROW(target_logprobs(h.clone().requires_grad_(true), w, t, 0, 16), c10::Error) << bad;
+  }
+}
+
 TEST(TargetLogprobs, NoGradientStoredWithoutRequiresGrad) {
   auto hidden = torch::randn({4, 3});
   auto w = torch::randn({5, 3});
