@@ -6,6 +6,9 @@
 #include "model/fused_ops.h"
 
 #include "model/attention_kernels.h"
+#include "model/qwen2.h"
+#include "model/rms_norm_kernels.h"
+#include "model/rope_kernels.h"
 #include "model/silu_kernels.h"
 
 #include <torch/csrc/autograd/custom_function.h>
@@ -29,6 +32,13 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& weight, double eps) {
+    const bool kernels = rms_norm_kernels::supported(x, weight);
+    ctx->saved_data["kernels"] = kernels;
+    if (kernels) {
+      auto [out, inv_rms] = rms_norm_kernels::forward(x, weight, eps);  // [..., H], [...] fp32
+      ctx->save_for_backward({x, weight, inv_rms});
+      return out;
+    }
     torch::Tensor x32 = widened_copy(x);                                            // [..., H]
     torch::Tensor inv_rms = x32.square().mean(-1, /*keepdim=*/true).add_(eps).rsqrt_();  // [..., 1]
     torch::Tensor normed = x32.mul_(inv_rms).to(x.scalar_type());                  // [..., H]
@@ -40,7 +50,11 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     const auto saved = ctx->get_saved_variables();
     const torch::Tensor& x = saved[0];        // [..., H]
     const torch::Tensor& weight = saved[1];   // [H]
-    const torch::Tensor& inv_rms = saved[2];  // [..., 1] fp32
+    const torch::Tensor& inv_rms = saved[2];  // [..., 1] fp32 ([...] from the kernels)
+    if (ctx->saved_data["kernels"].toBool()) {
+      return {rms_norm_kernels::backward(grads[0], x, weight, inv_rms), torch::Tensor(),
+              torch::Tensor()};
+    }
     torch::Tensor xhat = widened_copy(x).mul_(inv_rms);                             // [..., H]
     torch::Tensor dn = widened_copy(grads[0]).mul_(weight.to(torch::kFloat32));     // [..., H]
     torch::Tensor proj = (dn * xhat).mean(-1, /*keepdim=*/true);                    // [..., 1]
@@ -74,6 +88,24 @@ class SiluMulFunction : public torch::autograd::Function<SiluMulFunction> {
     torch::Tensor dsilu = gate32.mul_(s).mul_(1.0 - s).add_(s);  // [..., I]
     torch::Tensor d_gate = g32.mul_(up.to(torch::kFloat32)).mul_(dsilu);  // [..., I]
     return {d_gate.to(gate.scalar_type()), d_up.to(up.scalar_type())};
+  }
+};
+
+class RopeFunction : public torch::autograd::Function<RopeFunction> {
+ public:
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& cos, const torch::Tensor& sin) {
+    ctx->save_for_backward({cos, sin});
+    ctx->saved_data["dtype"] = x.scalar_type();
+    return rope_kernels::forward(x, cos, sin);  // [B, T, H, D]
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor& cos = saved[0];  // [B, T, D] fp32
+    const torch::Tensor& sin = saved[1];  // [B, T, D] fp32
+    const torch::Dtype dtype = ctx->saved_data["dtype"].toScalarType();
+    return {rope_kernels::backward(grads[0], cos, sin, dtype), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -158,6 +190,16 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
   TORCH_CHECK(!weight.requires_grad(), "fused::rms_norm: the norm weight is frozen");
   return RmsNormFunction::apply(x, weight, eps);
+}
+
+torch::Tensor rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+  // The tables widened to fp32 (exact from bf16; the kernels round them back to x's dtype) and
+  // detached: no gradient flows into position tables. [B, T, D] each, a few KB.
+  torch::Tensor cos32 = cos.detach().to(torch::kFloat32), sin32 = sin.detach().to(torch::kFloat32);
+  if (!rope_kernels::supported(x, cos32, sin32)) return detail::rope(x, cos, sin);  // [B, T, H, D]
+  const bool needs_grad = torch::GradMode::is_enabled() && x.requires_grad();
+  if (!needs_grad) return rope_kernels::forward(x, cos32, sin32);  // [B, T, H, D]
+  return RopeFunction::apply(x, cos32, sin32);                     // [B, T, H, D]
 }
 
 torch::Tensor silu_mul(const torch::Tensor& gate, const torch::Tensor& up) {

@@ -1,5 +1,5 @@
 // Fused forward/backward for the element-wise blocks of a Qwen2 layer that autograd would
-// otherwise record as chains of small ops (RMSNorm, the SiLU gate, attention's softmax). Each
+// otherwise record as chains of small ops (RMSNorm, RoPE, the SiLU gate, attention's softmax). Each
 // is one autograd node that saves only its inputs (at their own precision) and recomputes the
 // cheap intermediates in backward, which removes the fp32 copies the op-by-op graph keeps
 // alive per layer and most of its backward kernels. Values follow the op-by-op references
@@ -30,5 +30,11 @@ torch::Tensor silu_mul(const torch::Tensor& gate, const torch::Tensor& up);
 // causal mask over the last T of S positions -> [B, H, T, D].
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& bias);
+
+// detail::rope (x * cos + rotate_half(x) * sin, cos and sin rounded to x's dtype) as
+// rope_kernels passes where they run: with gradients one node that saves only cos and sin (the
+// map is linear in x); without, the forward alone. Elsewhere detail::rope's op chain.
+// x: [B, T, heads, D]; cos, sin: [B, T, D] (fp32 or x's dtype) -> [B, T, heads, D] in x's dtype.
+torch::Tensor rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
 
 }  // namespace eztinker::model::fused

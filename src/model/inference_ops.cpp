@@ -2,6 +2,7 @@
 // `round_as<scalar_t>` is where the reference chain rounds an fp32 intermediate to its dtype.
 #include "model/inference_ops.h"
 
+#include "model/rms_norm_kernels.h"
 #include "model/silu_kernels.h"
 
 #include <ATen/Parallel.h>
@@ -143,6 +144,8 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
   const int64_t hidden = x.size(-1);
   TORCH_CHECK(weight.numel() == hidden, "inference::rms_norm: weight has ", weight.numel(),
               " entries for hidden size ", hidden);
+  // The AVX-512 pass that the autograd node also runs, so both modes give the same values.
+  if (rms_norm_kernels::supported(x, weight)) return rms_norm_kernels::forward(x, weight, eps).first;
   torch::Tensor xc = x.contiguous();        // [..., H]
   torch::Tensor wc = weight.contiguous();   // [H]
   torch::Tensor out = torch::empty_like(xc);  // [..., H]

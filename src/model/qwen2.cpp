@@ -248,8 +248,8 @@ torch::Tensor Qwen2AttentionImpl::forward(const torch::Tensor& x, const Qwen2Lay
   torch::Tensor q = q_proj->forward(x, in.adapter).view({B, T, num_heads_, head_dim_});     // [B, T, H, D]
   torch::Tensor k = k_proj->forward(x, in.adapter).view({B, T, num_kv_heads_, head_dim_});  // [B, T, KV, D]
   torch::Tensor v = v_proj->forward(x, in.adapter).view({B, T, num_kv_heads_, head_dim_});  // [B, T, KV, D]
-  q = detail::rope(q, in.cos, in.sin).transpose(1, 2);  // [B, H, T, D]
-  k = detail::rope(k, in.cos, in.sin).transpose(1, 2);  // [B, KV, T, D]
+  q = fused::rope(q, in.cos, in.sin).transpose(1, 2);  // [B, H, T, D]
+  k = fused::rope(k, in.cos, in.sin).transpose(1, 2);  // [B, KV, T, D]
   v = v.transpose(1, 2);                                // [B, KV, T, D]
   if (in.cache != nullptr) {
     // Write this call's k/v into the preallocated cache in place, then attend over its prefix.
