@@ -67,7 +67,8 @@ std::vector<SequenceState> generate(model::Qwen2ForCausalLMImpl& model,
   options.adapter = adapter;
   options.cache = &prefill_cache;
   auto hidden = model.forward_hidden(ids_tensor(request.prompt_ids, model.device()), options);  // [1, P, H]
-  auto logits = model.logits(hidden.narrow(1, prompt_len - 1, 1)).squeeze(1);  // [1, V] fp32
+  // The last prompt position's logits only, through the same matrix-vector path as the steps.
+  auto logits = step_logits(model, hidden.narrow(1, prompt_len - 1, 1));  // [1, V] fp32
 
   model::KVCache cache;
   if (n == 1) {
