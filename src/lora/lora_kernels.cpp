@@ -23,19 +23,26 @@ template <int RN, int RJ, typename in_t>
 EZTINKER_AVX512 inline void rows_dot_block(const in_t* x, const float* p, float* out, int64_t L,
                                            int64_t R, float scale, int64_t n, int64_t j) {
   __m512 acc[RN][RJ];
+  EZTINKER_UNROLL
   for (int a = 0; a < RN; ++a) {
+    EZTINKER_UNROLL
     for (int b = 0; b < RJ; ++b) acc[a][b] = _mm512_setzero_ps();
   }
   for (int64_t l = 0; l < L; l += 16) {
     const __mmask16 m = lanes(L - l);
     __m512 pv[RJ];
+    EZTINKER_UNROLL
     for (int b = 0; b < RJ; ++b) pv[b] = load16(p + (j + b) * L + l, m);
+    EZTINKER_UNROLL
     for (int a = 0; a < RN; ++a) {
       const __m512 xv = load16(x + (n + a) * L + l, m);
+      EZTINKER_UNROLL
       for (int b = 0; b < RJ; ++b) acc[a][b] = _mm512_fmadd_ps(xv, pv[b], acc[a][b]);
     }
   }
+  EZTINKER_UNROLL
   for (int a = 0; a < RN; ++a) {
+    EZTINKER_UNROLL
     for (int b = 0; b < RJ; ++b) out[(n + a) * R + j + b] = _mm512_reduce_add_ps(acc[a][b]) * scale;
   }
 }
@@ -63,6 +70,7 @@ EZTINKER_AVX512 inline void add_rows_times_block(out_t* y, const float* u, const
                                                  int64_t L, int64_t R, int64_t n, int64_t l) {
   const __mmask16 m0 = lanes(L - l), m1 = lanes(L - l - 16);
   __m512 acc[RN][2];
+  EZTINKER_UNROLL
   for (int a = 0; a < RN; ++a) {
     acc[a][0] = load16(y + (n + a) * L + l, m0);
     acc[a][1] = load16(y + (n + a) * L + l + 16, m1);
@@ -70,12 +78,14 @@ EZTINKER_AVX512 inline void add_rows_times_block(out_t* y, const float* u, const
   for (int64_t j = 0; j < R; ++j) {
     const __m512 p0 = load16(p + j * L + l, m0);
     const __m512 p1 = load16(p + j * L + l + 16, m1);
+    EZTINKER_UNROLL
     for (int a = 0; a < RN; ++a) {
       const __m512 uv = _mm512_set1_ps(u[(n + a) * R + j]);
       acc[a][0] = _mm512_fmadd_ps(uv, p0, acc[a][0]);
       acc[a][1] = _mm512_fmadd_ps(uv, p1, acc[a][1]);
     }
   }
+  EZTINKER_UNROLL
   for (int a = 0; a < RN; ++a) {
     store16(y + (n + a) * L + l, acc[a][0], m0);
     store16(y + (n + a) * L + l + 16, acc[a][1], m1);
@@ -92,6 +102,7 @@ EZTINKER_AVX512 void add_rows_times_columns(out_t* y, const float* u, const floa
   for (int64_t l = 0; l < L; l += 32) {
     const __mmask16 m0 = lanes(L - l), m1 = lanes(L - l - 16);
     __m512 p0[R], p1[R];
+    EZTINKER_UNROLL
     for (int j = 0; j < R; ++j) {
       p0[j] = load16(p + j * L + l, m0);
       p1[j] = load16(p + j * L + l + 16, m1);
@@ -99,6 +110,7 @@ EZTINKER_AVX512 void add_rows_times_columns(out_t* y, const float* u, const floa
     for (int64_t n = n0; n < n1; ++n) {
       __m512 acc0 = load16(y + n * L + l, m0);
       __m512 acc1 = load16(y + n * L + l + 16, m1);
+      EZTINKER_UNROLL
       for (int j = 0; j < R; ++j) {
         const __m512 uv = _mm512_set1_ps(u[n * R + j]);
         acc0 = _mm512_fmadd_ps(uv, p0[j], acc0);
@@ -141,16 +153,19 @@ EZTINKER_AVX512 inline void columns_dot_block(const float* u, const in_t* x, flo
                                               int64_t l) {
   const __mmask16 m0 = lanes(L - l), m1 = lanes(L - l - 16);
   __m512 acc[RJ][2];
+  EZTINKER_UNROLL
   for (int b = 0; b < RJ; ++b) acc[b][0] = acc[b][1] = _mm512_setzero_ps();
   for (int64_t n = 0; n < N; ++n) {
     const __m512 x0 = load16(x + n * L + l, m0);
     const __m512 x1 = load16(x + n * L + l + 16, m1);
+    EZTINKER_UNROLL
     for (int b = 0; b < RJ; ++b) {
       const __m512 uv = _mm512_set1_ps(u[n * R + j + b]);
       acc[b][0] = _mm512_fmadd_ps(uv, x0, acc[b][0]);
       acc[b][1] = _mm512_fmadd_ps(uv, x1, acc[b][1]);
     }
   }
+  EZTINKER_UNROLL
   for (int b = 0; b < RJ; ++b) {
     store16(out + (j + b) * L + l, acc[b][0], m0);
     store16(out + (j + b) * L + l + 16, acc[b][1], m1);
