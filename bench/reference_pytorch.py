@@ -10,6 +10,8 @@ the model directory is read with a minimal safetensors parser.
 
 Prints progress to stderr and one JSON object (same keys as `eztinker bench --json`) last on
 stdout. Run: /usr/bin/python3 bench/reference_pytorch.py --model DIR --dtype bf16 --threads 2
+With --serve it loads the model and then runs one repeat per command line on stdin, which is
+how `eztinker bench --reference` interleaves the two sides repeat by repeat.
 """
 import argparse
 import json
@@ -173,6 +175,97 @@ def bench_tokens(n, salt, vocab):
     return [1 + (i * 7919 + salt * 104729) % span for i in range(n)]
 
 
+class Reference:
+    """The reference's rows, one timed repeat per call (each returns {row: value})."""
+
+    def __init__(self, model_dir, dtype_name):
+        self.dtype_name = dtype_name
+        dtype = torch.bfloat16 if dtype_name == "bf16" else torch.float32
+        cfg = json.load(open(os.path.join(model_dir, "config.json")))
+        self.model = Qwen2(cfg, load_state(model_dir), dtype)
+        self.vocab = cfg["vocab_size"]
+        self.params = self.model.lora_parameters()
+        self.opt = torch.optim.AdamW(self.params, lr=1e-5, weight_decay=0.0)
+        self.one = [bench_tokens(256, 1, self.vocab)]
+        self.four = [bench_tokens(128, 10 + i, self.vocab) for i in range(4)]
+        self.prompt = bench_tokens(32, 99, self.vocab)
+
+    def fb(self, batch):
+        ids = torch.tensor(batch)
+        h = self.model(ids)
+        loss = F.cross_entropy(self.model.logits(h)[:, :-1].reshape(-1, self.vocab),
+                               ids[:, 1:].reshape(-1))
+        loss.backward()
+
+    def step(self):
+        torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=False)
+
+    def train_repeat(self):
+        t = time.perf_counter(); self.fb(self.one); t1 = time.perf_counter() - t
+        t = time.perf_counter(); self.step(); to = time.perf_counter() - t
+        t = time.perf_counter(); self.fb(self.four); t4 = time.perf_counter() - t
+        self.step()
+        with torch.no_grad():
+            t = time.perf_counter()
+            ids = torch.tensor(self.one)
+            F.cross_entropy(self.model.logits(self.model(ids))[:, :-1].reshape(-1, self.vocab),
+                            ids[:, 1:].reshape(-1))
+            tf = time.perf_counter() - t
+        print(f"  [pytorch {self.dtype_name}] fb1 {256 / t1:.1f} fb4 {512 / t4:.1f} "
+              f"fwd {256 / tf:.1f} optim {to * 1e3:.2f} ms", file=sys.stderr)
+        return {"forward_backward_1x256_tok_s": 256 / t1, "forward_backward_4x128_tok_s": 512 / t4,
+                "forward_1x256_tok_s": 256 / tf, "optim_step_ms": to * 1e3}
+
+    @torch.no_grad()
+    def generate(self, n, greedy, new_tokens=64):
+        model, cache = self.model, []
+        h = model(torch.tensor([self.prompt]), cache)
+        logits = model.logits(h[:, -1])
+        if n > 1:
+            cache[:] = [(k.expand(n, -1, -1, -1).contiguous(),
+                         v.expand(n, -1, -1, -1).contiguous()) for k, v in cache]
+            logits = logits.expand(n, -1)
+        for _ in range(new_tokens - 1):  # the prefill already produced the first token
+            tok = logits.argmax(-1) if greedy else torch.multinomial(logits.softmax(-1), 1)[:, 0]
+            h = model(tok[:, None], cache)
+            logits = model.logits(h[:, -1])
+
+    def decode_repeat(self):
+        t = time.perf_counter(); self.generate(1, True); t1 = time.perf_counter() - t
+        # stopped after the first token: the 63 steps after it are llama-bench's tg figure
+        t = time.perf_counter(); self.generate(1, True, 1); t_first = time.perf_counter() - t
+        t = time.perf_counter(); self.generate(4, False); t4 = time.perf_counter() - t
+        print(f"  [pytorch {self.dtype_name}] decode b1 {64 / t1:.1f} "
+              f"(steps {63 / (t1 - t_first):.1f}) 4 samples {256 / t4:.1f}", file=sys.stderr)
+        return {"sample_batch1_tok_s": 64 / t1, "decode_steps_batch1_tok_s": 63 / (t1 - t_first),
+                "sample_4_total_tok_s": 256 / t4}
+
+
+def peak_rss():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def serve(ref):
+    """One command per stdin line, one JSON line back per command:
+    "train" / "decode": one timed repeat of those rows; "peak_rss"; "quit"."""
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        cmd = line.strip()
+        if cmd == "train":
+            out = ref.train_repeat()
+        elif cmd == "decode":
+            out = ref.decode_repeat()
+        elif cmd == "peak_rss":
+            out = {"peak_rss": peak_rss()}
+        elif cmd == "quit":
+            break
+        else:
+            out = {"error": f"unknown command {cmd!r}"}
+        print(json.dumps(out), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
@@ -180,88 +273,30 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--rows", default="all")
+    ap.add_argument("--serve", action="store_true",
+                    help="take commands on stdin (eztinker bench pairs each of its repeats "
+                         "with one of these)")
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     torch.manual_seed(1)
-    dtype = torch.bfloat16 if a.dtype == "bf16" else torch.float32
-    cfg = json.load(open(os.path.join(a.model, "config.json")))
-    model = Qwen2(cfg, load_state(a.model), dtype)
-    vocab = cfg["vocab_size"]
-    params = model.lora_parameters()
-    opt = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.0)
+    ref = Reference(a.model, a.dtype)
+    if a.serve:
+        serve(ref)
+        return
+
     out = {}
-
-    def fb(batch):
-        ids = torch.tensor(batch)
-        h = model(ids)
-        loss = F.cross_entropy(model.logits(h)[:, :-1].reshape(-1, vocab), ids[:, 1:].reshape(-1))
-        loss.backward()
-
-    def step():
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=False)
-
-    if a.rows in ("all", "train"):
-        one = [bench_tokens(256, 1, vocab)]
-        four = [bench_tokens(128, 10 + i, vocab) for i in range(4)]
-        rows = {"forward_backward_1x256_tok_s": [], "forward_backward_4x128_tok_s": [],
-                "forward_1x256_tok_s": [], "optim_step_ms": []}
-        for r in range(a.repeats + 1):
-            t = time.perf_counter(); fb(one); t1 = time.perf_counter() - t
-            t = time.perf_counter(); step(); to = time.perf_counter() - t
-            t = time.perf_counter(); fb(four); t4 = time.perf_counter() - t
-            step()
-            with torch.no_grad():
-                t = time.perf_counter()
-                ids = torch.tensor(one)
-                F.cross_entropy(model.logits(model(ids))[:, :-1].reshape(-1, vocab),
-                                ids[:, 1:].reshape(-1))
-                tf = time.perf_counter() - t
-            print(f"  [pytorch {a.dtype}] repeat {r}: fb1 {256 / t1:.1f} fb4 {512 / t4:.1f} "
-                  f"fwd {256 / tf:.1f} optim {to * 1e3:.2f} ms", file=sys.stderr)
+    for kind, repeat in (("train", ref.train_repeat), ("decode", ref.decode_repeat)):
+        if a.rows not in ("all", kind):
+            continue
+        rows = {}
+        for r in range(a.repeats + 1):  # r == 0 is the warm-up
+            values = repeat()
             if r > 0:
-                rows["forward_backward_1x256_tok_s"].append(256 / t1)
-                rows["forward_backward_4x128_tok_s"].append(512 / t4)
-                rows["forward_1x256_tok_s"].append(256 / tf)
-                rows["optim_step_ms"].append(to * 1e3)
+                for k, v in values.items():
+                    rows.setdefault(k, []).append(v)
         out.update({k: stats(v) for k, v in rows.items()})
-
-    if a.rows in ("all", "decode"):
-        prompt = bench_tokens(32, 99, vocab)
-
-        @torch.no_grad()
-        def generate(n, greedy, new_tokens=64):
-            cache = []
-            h = model(torch.tensor([prompt]), cache)
-            logits = model.logits(h[:, -1])
-            if n > 1:
-                cache[:] = [(k.expand(n, -1, -1, -1).contiguous(),
-                             v.expand(n, -1, -1, -1).contiguous()) for k, v in cache]
-                logits = logits.expand(n, -1)
-            for _ in range(new_tokens - 1):  # the prefill already produced the first token
-                tok = logits.argmax(-1) if greedy else torch.multinomial(logits.softmax(-1), 1)[:, 0]
-                h = model(tok[:, None], cache)
-                logits = model.logits(h[:, -1])
-
-        d1, d4, steps1 = [], [], []
-        for r in range(a.repeats + 1):
-            t = time.perf_counter(); generate(1, True); t1 = time.perf_counter() - t
-            # stopped after the first token: the 63 steps after it are llama-bench's tg figure
-            t = time.perf_counter(); generate(1, True, 1); t_first = time.perf_counter() - t
-            t = time.perf_counter(); generate(4, False); t4 = time.perf_counter() - t
-            print(f"  [pytorch {a.dtype}] repeat {r}: decode b1 {64 / t1:.1f} "
-                  f"(steps {63 / (t1 - t_first):.1f}) 4 samples {256 / t4:.1f}", file=sys.stderr)
-            if r > 0:
-                d1.append(64 / t1)
-                d4.append(256 / t4)
-                steps1.append(63 / (t1 - t_first))
-        out["sample_batch1_tok_s"] = stats(d1)
-        out["decode_steps_batch1_tok_s"] = stats(steps1)
-        out["sample_4_total_tok_s"] = stats(d4)
-
-    out["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    out["peak_rss"] = peak_rss()
     print(json.dumps(out))
 
 

@@ -3,8 +3,10 @@
 // 1x256, optim_step ms, decode tokens/s at batch 1 and num_samples=4 (32-token prompt, 64 new
 // tokens), RSS with 8 runs on one base, and peak RSS, for each base dtype. Medians and ranges
 // over --repeats. With --reference (and /usr/bin/python3 that imports torch), it also runs
-// bench/reference_pytorch.py (PyTorch eager + LoRA) on the same model and prints the ratios.
+// bench/reference_pytorch.py (PyTorch eager + LoRA) on the same model, one of its repeats after
+// each of ours (engine_bench_reference.h), and prints the ratios.
 #include "cli_common.h"
+#include "engine_bench_reference.h"
 
 #include "engine/engine.h"
 #include "lora/lora_kernels.h"
@@ -115,7 +117,9 @@ std::string fmt(const Stats& s, int precision = 1) {
 }
 
 // All rows for one base dtype. Returns {row: {median, min, max}, ...}.
-nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype) {
+// With `reference`, one reference repeat of the train (decode) rows follows each of ours.
+nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype,
+                           PairedReference* reference) {
   nlohmann::json result;
   model::reset_peak_resident_memory();
   const auto [rss_start, hwm_start] = rss_bytes();
@@ -178,6 +182,7 @@ nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype) {
       std::cerr << "  [" << dtype << "] repeat " << r << ": fb1x256 " << 256.0 / t1
                 << " tok/s, fb4x128 " << 512.0 / t4 << " tok/s, fwd " << 256.0 / tf
                 << " tok/s, optim " << to * 1000.0 << " ms\n";
+      if (reference != nullptr) reference->repeat("train", r > 0);
     }
     result["forward_backward_1x256_tok_s"] = stat_json(stats(fb1));
     result["forward_backward_4x128_tok_s"] = stat_json(stats(fb4));
@@ -228,6 +233,7 @@ nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype) {
       std::cerr << "  [" << dtype << "] repeat " << r << ": decode b1 " << 64.0 / t1
                 << " tok/s (steps after the first " << 63.0 / (t1 - t_first)
                 << " tok/s), 4 samples " << 256.0 / t4 << " tok/s total\n";
+      if (reference != nullptr) reference->repeat("decode", r > 0);
     }
     result["sample_batch1_tok_s"] = stat_json(stats(d1));
     result["decode_steps_batch1_tok_s"] = stat_json(stats(steps1));
@@ -559,7 +565,12 @@ std::string find_reference_script(const BenchOptions& o) {
     std::cerr << "reference: /usr/bin/python3 cannot import torch; skipped\n";
     return {};
   }
-  if (!o.reference_script.empty()) return o.reference_script;
+  if (!o.reference_script.empty()) {
+    if (!fs::exists(o.reference_script)) {
+      throw CliExit(kExitUsage, "--reference-script: " + o.reference_script + " does not exist");
+    }
+    return o.reference_script;
+  }
   std::error_code ec;
   const fs::path exe_dir = fs::read_symlink("/proc/self/exe", ec).parent_path();
   for (const fs::path& p : {fs::path("bench/reference_pytorch.py"),
@@ -569,33 +580,6 @@ std::string find_reference_script(const BenchOptions& o) {
   }
   std::cerr << "reference: bench/reference_pytorch.py not found; pass --reference-script\n";
   return {};
-}
-
-// Runs the PyTorch reference for one dtype in its own process (so its peak RSS is its own);
-// null when it fails.
-nlohmann::json run_reference(const BenchOptions& o, const std::string& script,
-                             const std::string& dtype) {
-  const std::string cmd = "/usr/bin/python3 " + script + " --model '" + o.model + "' --dtype " +
-                          dtype + " --threads " + std::to_string(o.threads) + " --repeats " +
-                          std::to_string(o.repeats) + " --rows " + o.rows;
-  std::cerr << "reference: " << cmd << "\n";
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  if (pipe == nullptr) {
-    return nullptr;
-  }
-  std::string text;
-  char buf[4096];
-  while (size_t n = std::fread(buf, 1, sizeof buf, pipe)) {
-    text.append(buf, n);
-  }
-  ::pclose(pipe);
-  try {
-    const size_t last_object = text.rfind("\n{");
-    return nlohmann::json::parse(text.substr(last_object == std::string::npos ? 0 : last_object + 1));
-  } catch (const std::exception& e) {
-    std::cerr << "reference: cannot parse output (" << e.what() << ")\n";
-    return nullptr;
-  }
 }
 
 }  // namespace
@@ -644,17 +628,20 @@ void register_bench_command(CLI::App& app, CliContext& ctx) {
       std::cout << bench_kernels(*opts).dump(2) << "\n";
       return;
     }
-    // Each dtype's reference runs right after that dtype's own rows, so the two sides of a
-    // ratio are measured minutes apart rather than a whole run apart (the host drifts).
+    // The reference (its own process, so its peak RSS is its own) runs one repeat right after
+    // each of ours: both sides of a ratio see the same stretch of the host's drifting speed.
     const std::string script = opts->reference ? find_reference_script(*opts) : std::string();
     nlohmann::json reference = nlohmann::json::object();
     for (const auto& dtype : opts->dtypes) {
-      std::cerr << "benchmarking base dtype " << dtype << "\n";
-      all[dtype] = bench_dtype(*opts, dtype);
-      if (!script.empty()) {
-        nlohmann::json r = run_reference(*opts, script, dtype);
-        if (!r.is_null()) reference[dtype] = std::move(r);
+      std::unique_ptr<PairedReference> paired;
+      if (!script.empty() && (opts->rows == "all" || opts->rows == "train" ||
+                              opts->rows == "decode")) {
+        std::cerr << "reference: " << script << " --dtype " << dtype << " --serve\n";
+        paired = std::make_unique<PairedReference>(script, opts->model, dtype, opts->threads);
       }
+      std::cerr << "benchmarking base dtype " << dtype << "\n";
+      all[dtype] = bench_dtype(*opts, dtype, paired.get());
+      if (paired) reference[dtype] = paired->result();
     }
     if (ctx.json) {
       std::cout << nlohmann::json{{"eztinker", all}, {"pytorch_eager", reference}}.dump(2) << "\n";

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -401,6 +402,40 @@ TEST_F(CliE2E, UsageErrorsExitTwo) {
   EXPECT_NE(bench_errs[3].find("--profile: cannot write"), std::string::npos) << bench_errs[3];
   EXPECT_EQ(client().status().jobs.completed + client().status().jobs.failed, 0);  // no job reached it
   EXPECT_TRUE(client().list_runs().empty());
+}
+
+// `bench --reference`: the PyTorch reference (bench/reference_pytorch.py --serve) runs one
+// repeat right after each of the engine's, and its medians come back beside the engine's.
+TEST_F(CliE2E, BenchPairsEachRepeatWithAReferenceRepeat) {
+  if (std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "/usr/bin/python3 cannot import torch (scripts/setup.sh --with-reference)";
+  }
+  const std::string script = (testing::source_dir() / "bench" / "reference_pytorch.py").string();
+  const std::vector<std::string> args = {"--json", "bench", "--model", tiny_model_dir(),
+                                         "--dtype", "bf16", "--threads", "1", "--repeats", "2",
+                                         "--reference", "--reference-script", script};
+  const CliResult r = run(args, {}, 240);
+  ASSERT_EQ(r.exit_code, 0) << describe(args, r);
+  const json out = r.out_json();
+  ASSERT_FALSE(out.is_discarded()) << describe(args, r);
+  const json& ref = out["pytorch_eager"]["bf16"];
+  for (const char* row : {"forward_backward_1x256_tok_s", "forward_1x256_tok_s",
+                          "sample_batch1_tok_s", "sample_4_total_tok_s"}) {
+    ASSERT_TRUE(ref.contains(row)) << row << "\n" << describe(args, r);
+    EXPECT_GT(ref[row]["median"].get<double>(), 0.0) << row;
+    EXPECT_LE(ref[row]["min"].get<double>(), ref[row]["max"].get<double>()) << row;
+    EXPECT_GT(out["eztinker"]["bf16"][row]["median"].get<double>(), 0.0) << row;
+  }
+  EXPECT_GT(ref["peak_rss"].get<double>(), 0.0);
+  // On stderr the two sides alternate: ours (repeat 0 is the warm-up), then the reference's.
+  size_t at = 0;
+  for (const char* line : {"[bf16] repeat 0: fb1x256", "[pytorch bf16] fb1", "[bf16] repeat 1: fb1x256",
+                           "[pytorch bf16] fb1", "[bf16] repeat 2: fb1x256", "[pytorch bf16] fb1",
+                           "[bf16] repeat 0: decode", "[pytorch bf16] decode"}) {
+    const size_t found = r.err.find(line, at);
+    ASSERT_NE(found, std::string::npos) << "no '" << line << "' after offset " << at << ":\n" << r.err;
+    at = found + 1;
+  }
 }
 
 TEST_F(CliE2E, ApiErrorsExitOne) {
