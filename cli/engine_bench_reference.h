@@ -46,7 +46,8 @@ class PairedReference {
   PairedReference(const std::string& script, const std::string& model, const std::string& dtype,
                   int threads);
 
-  // One repeat of "train" or "decode" rows; its values count when `keep` (not a warm-up).
+  // One repeat of "train" or "decode" rows; its values count when `keep`. A warm-up (not
+  // `keep`) runs three training repeats (see the .cpp), one decode repeat.
   void repeat(const std::string& rows, bool keep);
   nlohmann::json result();
 
