@@ -23,6 +23,19 @@ EZTINKER_AVX512 inline __m512 mul_rounded(__m512 a, __m512 b) {
   return _mm512_mul_round_ps(a, b, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 
+// cos and sin at lanes [i, i + 16) of both halves of a head, as `like`'s dtype holds them
+// (detail::rope casts the tables to x's dtype first).
+struct HalfTables {
+  __m512 c1, c2, s1, s2;
+};
+
+template <typename scalar_t>
+EZTINKER_AVX512 inline HalfTables load_tables(const float* c, const float* sn, int64_t half,
+                                              int64_t i, __mmask16 m, const scalar_t* like) {
+  return {round_as(load16(c + i, m), like), round_as(load16(c + half + i, m), like),
+          round_as(load16(sn + i, m), like), round_as(load16(sn + half + i, m), like)};
+}
+
 struct Shape {
   int64_t positions, heads, head_dim;
 };
@@ -41,9 +54,7 @@ EZTINKER_AVX512 void forward_positions(const Shape& s, const scalar_t* x, const 
       scalar_t* oh = out + (p * s.heads + h) * D;
       for (int64_t i = 0; i < half; i += 16) {
         const __mmask16 m = lanes(half - i);
-        // cos and sin as x's dtype holds them (detail::rope casts them first).
-        const __m512 c1 = round_as(load16(c + i, m), xh), c2 = round_as(load16(c + half + i, m), xh);
-        const __m512 s1 = round_as(load16(sn + i, m), xh), s2 = round_as(load16(sn + half + i, m), xh);
+        const auto [c1, c2, s1, s2] = load_tables(c, sn, half, i, m, xh);
         const __m512 x1 = load16(xh + i, m), x2 = load16(xh + half + i, m);
         // first half: x1 c1 + (-x2) s1; second half: x2 c2 + x1 s2; each term rounded. The
         // products use the explicit-rounding form, which GCC does not contract with the sum
@@ -71,8 +82,7 @@ EZTINKER_AVX512 void backward_positions(const Shape& s, const grad_t* grad, cons
       out_t* dh = dx + (p * s.heads + h) * D;
       for (int64_t i = 0; i < half; i += 16) {
         const __mmask16 m = lanes(half - i);
-        const __m512 c1 = round_as(load16(c + i, m), dh), c2 = round_as(load16(c + half + i, m), dh);
-        const __m512 s1 = round_as(load16(sn + i, m), dh), s2 = round_as(load16(sn + half + i, m), dh);
+        const auto [c1, c2, s1, s2] = load_tables(c, sn, half, i, m, dh);
         const __m512 g1 = load16(gh + i, m), g2 = load16(gh + half + i, m);
         // x1 feeds out1 via c1 and out2 via s2; x2 feeds out2 via c2 and out1 via -s1.
         store16(dh + i, _mm512_fmadd_ps(g2, s2, _mm512_mul_ps(g1, c1)), m);
