@@ -22,6 +22,7 @@
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -117,6 +118,22 @@ std::string fmt(const Stats& s, int precision = 1) {
 }
 
 // All rows for one base dtype. Returns {row: {median, min, max}, ...}.
+// GB/s of one plain read of `buffer` (int64 words summed, split over the intra-op threads):
+// what the host's memory delivers right now, for comparison with the decode rows, which
+// stream the weights once per token. The sums go into an atomic, so the reads stay.
+double plain_read_gb_s(const torch::Tensor& buffer) {
+  const int64_t* words = buffer.data_ptr<int64_t>();
+  std::atomic<uint64_t> sink{0};
+  const double s = seconds([&] {
+    at::parallel_for(0, buffer.numel(), int64_t{1} << 16, [&](int64_t b, int64_t e) {
+      uint64_t acc = 0;
+      for (int64_t i = b; i < e; ++i) acc += static_cast<uint64_t>(words[i]);
+      sink += acc;
+    });
+  });
+  return static_cast<double>(buffer.nbytes()) / s / 1e9;
+}
+
 // With `reference`, one reference repeat of the train (decode) rows follows each of ours.
 nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype,
                            PairedReference* reference) {
@@ -206,15 +223,25 @@ nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype,
     result["peak_rss_train"] = rss_bytes().second;
   }
 
+  int64_t peak_before_read_probe = 0;
   if (decode_rows) {
     engine::SampleSpec s = decode_request(run.run_id, vocab);
     s.temperature = 0.0;
     std::vector<double> d1;
     std::vector<double> d4;
     std::vector<double> steps1;
+    // Batch-1 decoding is bound by memory bandwidth, which this host switches between regimes
+    // (issue 7): a plain read of 512 MiB on huge pages (the weights' page size) after each
+    // repeat tells which regime the repeat ran in. Its memory is not counted in the peaks.
+    peak_before_read_probe = rss_bytes().second;
+    torch::Tensor probe = torch::ones({int64_t{1} << 26}, torch::kInt64);  // 512 MiB
+    model::move_to_weight_arena({probe});
+    std::vector<double> read_gb_s;
+    std::vector<double> stream_gb_s;
     for (int r = 0; r <= o.repeats; ++r) {
       s.num_samples = 1;
       const double t1 = seconds([&] { engine.sample(s); });
+      const double read = plain_read_gb_s(probe);  // right after the batch-1 request
       // The same request stopped after its first token (prefill + one sampling step): the 63
       // steps after it alone are what llama-bench's tg figure counts.
       s.max_new_tokens = 1;
@@ -229,15 +256,23 @@ nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype,
         d1.push_back(64.0 / t1);
         d4.push_back(4 * 64.0 / t4);
         steps1.push_back(63.0 / (t1 - t_first));
+        read_gb_s.push_back(read);
+        // Each decode step streams every base weight once (the tied lm_head included).
+        stream_gb_s.push_back(static_cast<double>(base.bytes) * 63.0 / (t1 - t_first) / 1e9);
       }
       std::cerr << "  [" << dtype << "] repeat " << r << ": decode b1 " << 64.0 / t1
                 << " tok/s (steps after the first " << 63.0 / (t1 - t_first)
-                << " tok/s), 4 samples " << 256.0 / t4 << " tok/s total\n";
+                << " tok/s), 4 samples " << 256.0 / t4 << " tok/s total; plain read " << read
+                << " GB/s\n";
       if (reference != nullptr) reference->repeat("decode", r > 0);
     }
     result["sample_batch1_tok_s"] = stat_json(stats(d1));
     result["decode_steps_batch1_tok_s"] = stat_json(stats(steps1));
     result["sample_4_total_tok_s"] = stat_json(stats(d4));
+    result["plain_read_GB_s"] = stat_json(stats(read_gb_s));
+    result["decode_steps_batch1_weight_GB_s"] = stat_json(stats(stream_gb_s));
+    probe = torch::Tensor();
+    model::reset_peak_resident_memory();
     if (!o.profile.empty()) {
       s.num_samples = 1;
       const std::string path = o.profile + ".decode";
@@ -348,7 +383,7 @@ nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype,
   }
   const auto [rss_end, hwm_end] = rss_bytes();
   (void)rss_end;
-  result["peak_rss"] = std::max(hwm_base, hwm_end);
+  result["peak_rss"] = std::max({hwm_base, hwm_end, peak_before_read_probe});
   result["rss_start"] = rss_start;
   return result;
 }
@@ -532,6 +567,14 @@ void print_table(const nlohmann::json& all, const nlohmann::json& reference) {
                   << (key == "optim_step_ms" ? ref / s.median : s.median / ref);
       }
       std::cout << "\n";
+    }
+    if (r.contains("plain_read_GB_s")) {
+      std::cout << std::fixed << std::setprecision(1) << "batch-1 decode steps stream the weights at "
+                << r["decode_steps_batch1_weight_GB_s"]["median"].get<double>()
+                << " GB/s; a plain read after each repeat "
+                << fmt(Stats{r["plain_read_GB_s"]["median"], r["plain_read_GB_s"]["min"],
+                             r["plain_read_GB_s"]["max"]})
+                << " GB/s\n";
     }
     auto gb = [](const nlohmann::json& v) { return v.get<double>() / 1e9; };
     std::cout << std::fixed << std::setprecision(2) << "RSS after load " << gb(r["rss_after_load"])
