@@ -110,6 +110,13 @@ engine::SampleSpec decode_request(const std::string& run_id, int64_t vocab) {
 
 nlohmann::json stat_json(const Stats& s) { return {{"median", s.median}, {"min", s.min}, {"max", s.max}}; }
 
+// stat_json plus the repeats in order ("values"), for the rows the reference pairs with.
+nlohmann::json repeats_json(const std::vector<double>& v) {
+  nlohmann::json out = stat_json(stats(v));
+  out["values"] = v;
+  return out;
+}
+
 std::string fmt(const Stats& s, int precision = 1) {
   std::ostringstream out;
   out << std::fixed << std::setprecision(precision) << s.median << " [" << s.min << "-" << s.max
@@ -201,10 +208,10 @@ nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype,
                 << " tok/s, optim " << to * 1000.0 << " ms\n";
       if (reference != nullptr) reference->repeat("train", r > 0);
     }
-    result["forward_backward_1x256_tok_s"] = stat_json(stats(fb1));
-    result["forward_backward_4x128_tok_s"] = stat_json(stats(fb4));
-    result["forward_1x256_tok_s"] = stat_json(stats(fwd));
-    result["optim_step_ms"] = stat_json(stats(opt));
+    result["forward_backward_1x256_tok_s"] = repeats_json(fb1);
+    result["forward_backward_4x128_tok_s"] = repeats_json(fb4);
+    result["forward_1x256_tok_s"] = repeats_json(fwd);
+    result["optim_step_ms"] = repeats_json(opt);
     if (!o.profile.empty()) {
       // One extra forward_backward 1x256 under the legacy autograd profiler (chrome://tracing
       // JSON): which ops take the time outside the GEMMs.
@@ -266,9 +273,9 @@ nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype,
                 << " GB/s\n";
       if (reference != nullptr) reference->repeat("decode", r > 0);
     }
-    result["sample_batch1_tok_s"] = stat_json(stats(d1));
-    result["decode_steps_batch1_tok_s"] = stat_json(stats(steps1));
-    result["sample_4_total_tok_s"] = stat_json(stats(d4));
+    result["sample_batch1_tok_s"] = repeats_json(d1);
+    result["decode_steps_batch1_tok_s"] = repeats_json(steps1);
+    result["sample_4_total_tok_s"] = repeats_json(d4);
     result["plain_read_GB_s"] = stat_json(stats(read_gb_s));
     result["decode_steps_batch1_weight_GB_s"] = stat_json(stats(stream_gb_s));
     probe = torch::Tensor();
@@ -561,10 +568,22 @@ void print_table(const nlohmann::json& all, const nlohmann::json& reference) {
       std::cout << std::left << std::setw(38) << label << std::right << std::setw(22)
                 << fmt(s, key == "optim_step_ms" ? 2 : 1);
       if (reference.contains(dtype) && reference[dtype].contains(key)) {
-        const double ref = reference[dtype][key]["median"];
+        const nlohmann::json& ref_row = reference[dtype][key];
+        const double ref = ref_row["median"];
+        const bool lower_is_better = key == "optim_step_ms";
         std::cout << "   pytorch eager " << std::fixed << std::setprecision(1) << ref
                   << "  ratio " << std::setprecision(2)
-                  << (key == "optim_step_ms" ? ref / s.median : s.median / ref);
+                  << (lower_is_better ? ref / s.median : s.median / ref);
+        // Repeat i of each side ran back to back: the median of the per-pair ratios.
+        if (r[key].contains("values") && ref_row.contains("values") &&
+            r[key]["values"].size() == ref_row["values"].size()) {
+          std::vector<double> pairs;
+          for (size_t i = 0; i < ref_row["values"].size(); ++i) {
+            const double ours = r[key]["values"][i], theirs = ref_row["values"][i];
+            pairs.push_back(lower_is_better ? theirs / ours : ours / theirs);
+          }
+          std::cout << " (pairs " << fmt(stats(pairs), 2) << ")";
+        }
       }
       std::cout << "\n";
     }

@@ -18,11 +18,13 @@ std::runtime_error os_error(const std::string& what) {
   return std::runtime_error(what + ": " + std::strerror(errno));
 }
 
-nlohmann::json stats_json(std::vector<double> v) {
+// {median, min, max, values (the repeats in order, to pair with the engine's)}.
+nlohmann::json stats_json(const std::vector<double>& values) {
+  std::vector<double> v = values;
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
   const double median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-  return {{"median", median}, {"min", v.front()}, {"max", v.back()}};
+  return {{"median", median}, {"min", v.front()}, {"max", v.back()}, {"values", values}};
 }
 
 }  // namespace

@@ -425,6 +425,9 @@ TEST_F(CliE2E, BenchPairsEachRepeatWithAReferenceRepeat) {
     EXPECT_GT(ref[row]["median"].get<double>(), 0.0) << row;
     EXPECT_LE(ref[row]["min"].get<double>(), ref[row]["max"].get<double>()) << row;
     EXPECT_GT(out["eztinker"]["bf16"][row]["median"].get<double>(), 0.0) << row;
+    // Both sides keep their repeats in order (repeat i of each ran back to back).
+    EXPECT_EQ(ref[row]["values"].size(), 2u) << row;
+    EXPECT_EQ(out["eztinker"]["bf16"][row]["values"].size(), 2u) << row;
   }
   EXPECT_GT(ref["peak_rss"].get<double>(), 0.0);
   // On stderr the two sides alternate: ours (repeat 0 is the warm-up), then the reference's.
