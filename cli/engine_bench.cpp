@@ -124,7 +124,6 @@ std::string fmt(const Stats& s, int precision = 1) {
   return out.str();
 }
 
-// All rows for one base dtype. Returns {row: {median, min, max}, ...}.
 // GB/s of one plain read of `buffer` (int64 words summed, split over the intra-op threads):
 // what the host's memory delivers right now, for comparison with the decode rows, which
 // stream the weights once per token. The sums go into an atomic, so the reads stay.
@@ -141,7 +140,8 @@ double plain_read_gb_s(const torch::Tensor& buffer) {
   return static_cast<double>(buffer.nbytes()) / s / 1e9;
 }
 
-// With `reference`, one reference repeat of the train (decode) rows follows each of ours.
+// All rows for one base dtype. Returns {row: {median, min, max}, ...}. With `reference`, one
+// reference repeat of the train (decode) rows follows each of ours.
 nlohmann::json bench_dtype(const BenchOptions& o, const std::string& dtype,
                            PairedReference* reference) {
   nlohmann::json result;
@@ -703,7 +703,14 @@ void register_bench_command(CLI::App& app, CliContext& ctx) {
       }
       std::cerr << "benchmarking base dtype " << dtype << "\n";
       all[dtype] = bench_dtype(*opts, dtype, paired.get());
-      if (paired) reference[dtype] = paired->result();
+      if (paired) {
+        nlohmann::json r = nlohmann::json::object();
+        for (const auto& [row, values] : paired->values()) {
+          if (!values.empty()) r[row] = repeats_json(values);
+        }
+        r["peak_rss"] = paired->peak_rss();
+        reference[dtype] = std::move(r);
+      }
     }
     if (ctx.json) {
       std::cout << nlohmann::json{{"eztinker", all}, {"pytorch_eager", reference}}.dump(2) << "\n";

@@ -1,10 +1,11 @@
 // See engine_bench_reference.h.
 #include "engine_bench_reference.h"
 
+#include <nlohmann/json.hpp>
+
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -16,15 +17,6 @@ namespace {
 
 std::runtime_error os_error(const std::string& what) {
   return std::runtime_error(what + ": " + std::strerror(errno));
-}
-
-// {median, min, max, values (the repeats in order, to pair with the engine's)}.
-nlohmann::json stats_json(const std::vector<double>& values) {
-  std::vector<double> v = values;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  const double median = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-  return {{"median", median}, {"min", v.front()}, {"max", v.back()}, {"values", values}};
 }
 
 }  // namespace
@@ -126,13 +118,8 @@ void PairedReference::repeat(const std::string& rows, bool keep) {
   }
 }
 
-nlohmann::json PairedReference::result() {
-  nlohmann::json out = nlohmann::json::object();
-  for (const auto& [row, v] : values_) {
-    if (!v.empty()) out[row] = stats_json(v);
-  }
-  out["peak_rss"] = nlohmann::json::parse(process_.ask("peak_rss"))["peak_rss"];
-  return out;
+int64_t PairedReference::peak_rss() {
+  return nlohmann::json::parse(process_.ask("peak_rss"))["peak_rss"].get<int64_t>();
 }
 
 }  // namespace eztinker::cli

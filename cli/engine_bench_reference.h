@@ -6,10 +6,9 @@
 // minutes between them.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <sys/types.h>
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -39,8 +38,7 @@ class LineProcess {
 };
 
 // The reference for one base dtype: started (model loaded) by the constructor, then one
-// repeat() per engine repeat. result() is {row: {median, min, max}, ..., "peak_rss": bytes},
-// the shape print_table() reads.
+// repeat() per engine repeat; values() holds the kept repeats of each row, in order.
 class PairedReference {
  public:
   PairedReference(const std::string& script, const std::string& model, const std::string& dtype,
@@ -49,7 +47,9 @@ class PairedReference {
   // One repeat of "train" or "decode" rows; its values count when `keep`. A warm-up (not
   // `keep`) runs three training repeats (see the .cpp), one decode repeat.
   void repeat(const std::string& rows, bool keep);
-  nlohmann::json result();
+  const std::map<std::string, std::vector<double>>& values() const { return values_; }
+  // The reference process's peak RSS in bytes (asked of it).
+  int64_t peak_rss();
 
  private:
   LineProcess process_;
