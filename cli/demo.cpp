@@ -16,7 +16,7 @@
 #include <optional>
 #include <string>
 
-#include "eztinker/datasets/demo.h"
+#include "eztinker/recipes/demo.h"
 #include "eztinker/error.h"
 
 #ifdef EZTINKER_WITH_ENGINE
@@ -28,7 +28,7 @@ namespace eztinker::cli {
 namespace {
 
 namespace fs = std::filesystem;
-namespace ezd = eztinker::datasets;
+namespace ezr = eztinker::recipes;
 
 constexpr const char* kQwenModel = "Qwen/Qwen2-0.5B-Instruct";
 constexpr const char* kBuiltinModelAlias = "eztinker-demo-tiny";
@@ -39,11 +39,11 @@ constexpr const char* kBuiltinModelAlias = "eztinker-demo-tiny";
 // sampling with one-digit answers, short samples and 16 candidates per problem, training the
 // two shortest distinct correct ones at a lower learning rate (higher rates collapse the model
 // onto one answer).
-ezd::DemoOptions builtin_defaults() { return ezd::builtin_demo_options(); }
+ezr::DemoOptions builtin_defaults() { return ezr::builtin_demo_options(); }
 
 // The Python demo's settings, trimmed so a CPU run of Qwen2-0.5B ends in minutes.
-ezd::DemoOptions qwen_defaults() {
-  ezd::DemoOptions o;
+ezr::DemoOptions qwen_defaults() {
+  ezr::DemoOptions o;
   o.dataset = "auto";
   o.max_samples = 20;
   o.eval_size = 10;
@@ -100,7 +100,7 @@ bool server_can_load(EZTinkerClient& client, const std::string& model) {
   }
 }
 
-void apply_flags(ezd::DemoOptions& o, const DemoFlags& f) {
+void apply_flags(ezr::DemoOptions& o, const DemoFlags& f) {
   if (!f.dataset.empty()) o.dataset = f.dataset;
   if (!f.data_path.empty()) o.data_path = f.data_path;
   if (f.max_samples) o.max_samples = *f.max_samples;
@@ -129,20 +129,20 @@ fs::path write_builtin_model(const fs::path& output_dir, uint64_t seed) {
   fs::path dir = output_dir / "builtin-model";
   fs::path tok_dir = output_dir / "builtin-tokenizer";
   fs::create_directories(tok_dir);
-  ezd::write_demo_tokenizer(tok_dir);
+  ezr::write_demo_tokenizer(tok_dir);
   model::write_demo_model(dir, tok_dir, seed);
   return dir;
 }
 #endif
 
-void print_result(const ezd::DemoSummary& s, const CliContext& ctx) {
+void print_result(const ezr::DemoSummary& s, const CliContext& ctx) {
   if (ctx.json) {
-    std::cout << ezd::demo_summary_json(s) << "\n";
+    std::cout << ezr::demo_summary_json(s) << "\n";
     return;
   }
   const auto& a = s.evaluations.front();
   const auto& b = s.evaluations.back();
-  const ezd::DemoEvaluation* sft = nullptr;
+  const ezr::DemoEvaluation* sft = nullptr;
   for (const auto& e : s.evaluations) {
     if (e.phase == "sft") sft = &e;
   }
@@ -224,7 +224,7 @@ void run_demo(const CliContext& ctx, const DemoFlags& flags) {
 #endif
     }
   }
-  ezd::DemoOptions options = builtin ? builtin_defaults() : qwen_defaults();
+  ezr::DemoOptions options = builtin ? builtin_defaults() : qwen_defaults();
   options.model = model;
   apply_flags(options, flags);
   options.log = log;
@@ -233,7 +233,7 @@ void run_demo(const CliContext& ctx, const DemoFlags& flags) {
     *log << "demo: built-in tiny model (random Qwen2, 2 layers, hidden 64; nothing downloaded)"
          << " on built-in arithmetic problems\n";
   }
-  ezd::DemoSummary summary = ezd::run_gsm8k_demo(client, options);
+  ezr::DemoSummary summary = ezr::run_gsm8k_demo(client, options);
   print_result(summary, ctx);
 #ifdef EZTINKER_WITH_ENGINE
   if (local) local->stop();

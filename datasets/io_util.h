@@ -1,4 +1,5 @@
-// Small file/text helpers shared by the dataset loaders. Private to eztinker_datasets.
+// Small file/text helpers shared by the dataset loaders and recipes/demo.cpp. Private to
+// eztinker_datasets and eztinker_recipes (not installed).
 #pragma once
 
 #include <filesystem>

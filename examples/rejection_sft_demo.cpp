@@ -9,20 +9,39 @@
 //       --max-samples 50 --num-candidates 4 --epochs 3 --eval-size 20 --output-dir demo_output
 //
 // Without GSM8K files (EZTINKER_DATA_DIR, --data-path, ~/.cache/eztinker/data/gsm8k) it uses
-// the built-in arithmetic problems. `eztinker demo` runs the same loop with no setup at all.
+// the built-in arithmetic problems. The model is --model, default Qwen/Qwen2-0.5B-Instruct; when
+// the server cannot load that, the program stops with a message naming --model (it has no
+// built-in model of its own: writing one needs the engine). For a model-free start, use
+// `eztinker demo`, which runs the same loop and falls back to its built-in tiny model, or:
+//   eztinker make-model --preset tiny --out /tmp/tiny && eztinker server --alias tiny=/tmp/tiny &
+//   build/examples/rejection_sft_demo --model tiny --dataset arithmetic
 #include <cstdlib>
 #include <iostream>
 #include <string>
 
 #include "eztinker/client.h"
-#include "eztinker/datasets/demo.h"
+#include "eztinker/recipes/demo.h"
 
-namespace ezd = eztinker::datasets;
+namespace ezr = eztinker::recipes;
+
+constexpr const char* kDefaultModel = "Qwen/Qwen2-0.5B-Instruct";
+
+// True when the server can load `model`: creates a throwaway run and deletes it again.
+bool server_can_load(eztinker::EZTinkerClient& client, const std::string& model, std::string& why) {
+  try {
+    client.delete_run(client.create_run(model));
+    return true;
+  } catch (const eztinker::ApiError& e) {
+    why = e.message();
+    return false;
+  }
+}
 
 int main(int argc, char** argv) {
   // --- config (defaults = the Python demo's) ---
-  ezd::DemoOptions o;
-  o.model = "Qwen/Qwen2-0.5B-Instruct";
+  ezr::DemoOptions o;
+  o.model = kDefaultModel;
+  bool model_given = false;
   o.max_samples = 50;
   o.num_candidates = 4;
   o.epochs = 3;
@@ -56,7 +75,10 @@ int main(int argc, char** argv) {
       o.save_checkpoints = o.checkpoint_prefix != "none";
     }
     else if (flag == "--output-dir") o.output_dir = value();
-    else if (flag == "--model") o.model = value();
+    else if (flag == "--model") {
+      o.model = value();
+      model_given = true;
+    }
     else if (flag == "--dataset") o.dataset = value();
     else if (flag == "--data-path") o.data_path = value();
     else if (flag == "--lora-rank") o.lora_rank = std::stoi(value());
@@ -64,7 +86,8 @@ int main(int argc, char** argv) {
     else if (flag == "--help" || flag == "-h") {
       std::cout << "usage: rejection_sft_demo [--max-samples N] [--num-candidates N] [--epochs N]\n"
                    "  [--learning-rate LR] [--temperature T] [--eval-size N] [--max-new-tokens N]\n"
-                   "  [--checkpoint PREFIX|none] [--output-dir DIR] [--model NAME]\n"
+                   "  [--checkpoint PREFIX|none] [--output-dir DIR]\n"
+                   "  [--model NAME (default: Qwen/Qwen2-0.5B-Instruct)]\n"
                    "  [--dataset auto|gsm8k|arithmetic] [--data-path FILE|DIR] [--lora-rank R] [--seed S]\n"
                    "server: EZTINKER_BASE_URL (default http://localhost:8000)\n";
       return 0;
@@ -76,7 +99,13 @@ int main(int argc, char** argv) {
 
   try {
     eztinker::EZTinkerClient client;  // EZTINKER_BASE_URL or http://localhost:8000
-    ezd::DemoSummary s = ezd::run_gsm8k_demo(client, o);
+    std::string why;
+    if (!model_given && !server_can_load(client, o.model, why)) {
+      std::cerr << "error: the server cannot load the default model " << o.model << " (" << why
+                << "); pass --model NAME with a model it has (see the header of this file)\n";
+      return 2;
+    }
+    ezr::DemoSummary s = ezr::run_gsm8k_demo(client, o);
     std::cout << "reward " << s.evaluations.front().reward << " -> " << s.evaluations.back().reward
               << ", accuracy " << s.evaluations.front().accuracy << " -> "
               << s.evaluations.back().accuracy << ", answer loss "

@@ -19,15 +19,17 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 
 #include "eztinker/client.h"
-#include "eztinker/datasets/demo.h"
-#include "eztinker/datasets/rejection_sampling.h"
 #include "eztinker/datasets/sharegpt.h"
+#include "eztinker/recipes/demo.h"
+#include "eztinker/recipes/rejection_sampling.h"
 
 namespace ezd = eztinker::datasets;
+namespace ezr = eztinker::recipes;
 namespace api = eztinker::api;
 
 // Token F1 over lower-cased whitespace words (SQuAD's answer-overlap metric).
@@ -106,10 +108,13 @@ int main(int argc, char** argv) {
     }
   }
 
+  std::optional<eztinker::EZTinkerClient> holder;  // outlives the try, to clean up after it
+  std::string run_id;                             // set once the run exists
+  bool saved_checkpoint = false;  // until then a failure deletes the run (no orphan runs)
   try {
-    eztinker::EZTinkerClient client;  // EZTINKER_BASE_URL or http://localhost:8000
+    eztinker::EZTinkerClient& client = holder.emplace();  // EZTINKER_BASE_URL or localhost:8000
     if (dataset_type == "gsm8k") {
-      ezd::DemoOptions o;
+      ezr::DemoOptions o;
       o.model = model;
       o.dataset = "auto";
       o.data_path = data_path;
@@ -119,7 +124,7 @@ int main(int argc, char** argv) {
       o.learning_rate = learning_rate;
       o.output_dir = output_dir;
       o.log = &std::cout;
-      ezd::run_gsm8k_demo(client, o);
+      ezr::run_gsm8k_demo(client, o);
       return 0;
     }
     if (dataset_type != "sharegpt") {
@@ -141,7 +146,7 @@ int main(int argc, char** argv) {
     if (data.size() < 2) throw std::runtime_error("need at least 2 valid conversations");
     size_t n_train = data.size() > eval_count ? data.size() - eval_count : data.size() - 1;
 
-    std::string run_id = ezd::create_training_run(client, model, /*lora_rank=*/1);
+    run_id = ezr::create_training_run(client, model, /*lora_rank=*/1);
     std::cout << "run " << run_id << " on " << model << "\n";
 
     auto held_out_loss = [&] {
@@ -153,14 +158,14 @@ int main(int argc, char** argv) {
       return sum / double(data.size() - n_train);
     };
 
-    ezd::DemoSummary summary;  // reuses the GSM8K demo's report: reward = mean best F1,
+    ezr::DemoSummary summary;  // reuses the GSM8K demo's report: reward = mean best F1,
     summary.run_id = run_id;   // accuracy = acceptance rate, answer_loss = held-out loss
     summary.model = model;
     summary.dataset = "sharegpt";
     summary.data_source = data_path;
     summary.train_size = n_train;
     summary.eval_size = data.size() - n_train;
-    ezd::DemoEvaluation e0;
+    ezr::DemoEvaluation e0;
     e0.answer_loss = held_out_loss();
     summary.evaluations.push_back(e0);
     std::cout << "epoch 0: held-out loss " << e0.answer_loss << "\n";
@@ -193,9 +198,9 @@ int main(int argc, char** argv) {
         api::AdamParams adam;
         adam.learning_rate = learning_rate;
         client.optim_step(run_id, adam);
-        std::cout << "\repoch " << epoch << " " << ezd::progress_bar(i + 1, n_train) << std::flush;
+        std::cout << "\repoch " << epoch << " " << ezr::progress_bar(i + 1, n_train) << std::flush;
       }
-      ezd::DemoEvaluation e;
+      ezr::DemoEvaluation e;
       e.epoch = epoch;
       e.reward = f1_sum / n_train;
       e.accuracy = double(accepted) / n_train;
@@ -203,6 +208,7 @@ int main(int argc, char** argv) {
       e.trained_examples = n_train;
       e.answer_loss = held_out_loss();
       e.checkpoint = client.save_checkpoint(run_id, "sharegpt-epoch" + std::to_string(epoch)).path;
+      saved_checkpoint = true;
       summary.evaluations.push_back(e);
       std::cout << "\repoch " << epoch << ": mean best F1 " << e.reward << ", accepted " << e.accuracy
                 << ", train loss " << *e.train_loss << ", held-out loss " << e.answer_loss << "\n";
@@ -210,11 +216,19 @@ int main(int argc, char** argv) {
     summary.answer_loss_drop = summary.evaluations.front().answer_loss - summary.evaluations.back().answer_loss;
     summary.improved = summary.answer_loss_drop > 0;
     std::filesystem::create_directories(output_dir);
-    std::ofstream(std::filesystem::path(output_dir) / "summary.json") << ezd::demo_summary_json(summary) << "\n";
-    std::ofstream(std::filesystem::path(output_dir) / "plot.svg") << ezd::demo_plot_svg(summary);
+    std::ofstream(std::filesystem::path(output_dir) / "summary.json") << ezr::demo_summary_json(summary) << "\n";
+    std::ofstream(std::filesystem::path(output_dir) / "plot.svg") << ezr::demo_plot_svg(summary);
     std::cout << "wrote " << output_dir << "/summary.json and plot.svg\n";
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
+    if (!run_id.empty() && !saved_checkpoint) {
+      try {
+        holder->delete_run(run_id);
+        std::cerr << "deleted run " << run_id << " (nothing was saved)\n";
+      } catch (const std::exception& d) {
+        std::cerr << "warning: could not delete run " << run_id << ": " << d.what() << "\n";
+      }
+    }
     return 1;
   }
   return 0;

@@ -7,12 +7,12 @@
 #include <nlohmann/json.hpp>
 
 #include "eztinker/client.h"
-#include "eztinker/datasets/demo.h"
+#include "eztinker/recipes/demo.h"
 #include "model/random_model.h"
 #include "server.h"
 #include "test_support.h"
 
-namespace ezd = eztinker::datasets;
+namespace ezr = eztinker::recipes;
 using eztinker::testing::TempDir;
 
 namespace {
@@ -21,7 +21,7 @@ namespace {
 // model::write_demo_model (tiny random Qwen2 with an untied lm_head, see random_model.h).
 void write_builtin_model(const std::filesystem::path& dir, const std::filesystem::path& tok_dir) {
   namespace model = eztinker::model;
-  ezd::write_demo_tokenizer(tok_dir);
+  ezr::write_demo_tokenizer(tok_dir);
   model::write_demo_model(dir, tok_dir, 0);
 }
 
@@ -50,7 +50,7 @@ TEST(DemoE2ETest, RejectionSamplingOnBuiltinModelImproves) {
 
   // The CLI's built-in settings (cli/demo.cpp builtin_defaults) with fewer problems and
   // epochs so the test stays short.
-  ezd::DemoOptions o = ezd::builtin_demo_options();
+  ezr::DemoOptions o = ezr::builtin_demo_options();
   o.model = "tiny-demo";
   o.max_samples = 32;
   o.eval_size = 24;
@@ -58,7 +58,7 @@ TEST(DemoE2ETest, RejectionSamplingOnBuiltinModelImproves) {
   o.seed = 0;
   o.output_dir = dir / "out";
   o.checkpoint_prefix = "e2e";
-  ezd::DemoSummary s = ezd::run_gsm8k_demo(client, o);
+  ezr::DemoSummary s = ezr::run_gsm8k_demo(client, o);
 
   ASSERT_EQ(s.evaluations.size(), 4u);  // base, after warm-up, 2 epochs
   EXPECT_EQ(s.evaluations[1].phase, "sft");
@@ -75,8 +75,8 @@ TEST(DemoE2ETest, RejectionSamplingOnBuiltinModelImproves) {
   // Measured improvement over the untrained model: the gold-answer loss falls and the reward
   // rises (the random model's reward is ~0.002).
   EXPECT_TRUE(s.improved);
-  EXPECT_GT(s.answer_loss_drop, 0.0) << eztinker::datasets::demo_summary_json(s);
-  EXPECT_GT(s.reward_gain, 0.0) << eztinker::datasets::demo_summary_json(s);
+  EXPECT_GT(s.answer_loss_drop, 0.0) << ezr::demo_summary_json(s);
+  EXPECT_GT(s.reward_gain, 0.0) << ezr::demo_summary_json(s);
 
   auto summary = nlohmann::json::parse(eztinker::testing::read_file(s.summary_path));
   EXPECT_EQ(summary["run_id"], s.run_id);

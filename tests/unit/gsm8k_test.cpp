@@ -63,6 +63,7 @@ std::string fixture_error(const std::string& name) {
 TEST(Gsm8kTest, LoadsSharedTrainAndTestSplitsCompletely) {
   ScopedEnv no_download("EZTINKER_ALLOW_DOWNLOAD", std::nullopt);
   ezd::GSM8KOptions o;
+  EZTINKER_REQUIRE_SHARED_DATA("gsm8k");
   o.data_dir = shared_data_dir();  // finds <dir>/gsm8k/<split>.jsonl
   o.split = "train";
   ezd::GSM8KDataset train(o);
@@ -82,6 +83,7 @@ TEST(Gsm8kTest, LoadsSharedTrainAndTestSplitsCompletely) {
 }
 
 TEST(Gsm8kTest, CommasStrippedAndNegativesKeptInSharedData) {
+  EZTINKER_REQUIRE_SHARED_DATA("gsm8k/test.jsonl");
   ezd::GSM8KDataset test((shared_data_dir() / "gsm8k" / "test.jsonl").string());
   int negatives = 0;
   int thousands = 0;
@@ -97,6 +99,7 @@ TEST(Gsm8kTest, CommasStrippedAndNegativesKeptInSharedData) {
 }
 
 TEST(Gsm8kTest, MaxSamplesKeepsTheFirstRows) {
+  EZTINKER_REQUIRE_SHARED_DATA("gsm8k/test.jsonl");
   ezd::GSM8KDataset ds((shared_data_dir() / "gsm8k" / "test.jsonl").string(), 5);
   ASSERT_EQ(ds.size(), 5u);
   EXPECT_EQ(ds.example(0).answer, "18");
@@ -154,6 +157,7 @@ TEST(Gsm8kTest, FinalAnswerRules) {
 }
 
 TEST(Gsm8kTest, SplitLookupOrder) {
+  EZTINKER_REQUIRE_SHARED_DATA("gsm8k/test.jsonl");
   ScopedEnv no_download("EZTINKER_ALLOW_DOWNLOAD", std::nullopt);
   TempDir env_dir("gsm8k-env");
   TempDir cache_dir("gsm8k-cache");
@@ -203,12 +207,9 @@ TEST(Gsm8kTest, InMemoryDataset) {
   EXPECT_EQ(ds.get_example_question(0).prompt, ezd::format_gsm8k_prompt("What is 2 + 2?"));
 }
 
-// --- The built-in arithmetic problems (GSM8K format) and the demo's report rendering. ---
+// --- The built-in arithmetic problems (GSM8K format). ---
 
 #include "eztinker/datasets/arithmetic.h"
-#include "eztinker/datasets/demo.h"
-
-#include <nlohmann/json.hpp>
 
 TEST(ArithmeticTest, DeterministicWellFormedProblems) {
   auto a = ezd::make_arithmetic_problems(200, 7);
@@ -234,38 +235,4 @@ TEST(ArithmeticTest, DeterministicWellFormedProblems) {
   EXPECT_EQ(ds.size(), 5u);
   EXPECT_EQ(ds.example(0).question, a[0].question);
   EXPECT_NE(ezd::arithmetic_tokenizer_corpus(10).find("The answer is"), std::string::npos);
-}
-
-TEST(DemoRenderTest, ProgressBarSummaryJsonAndPlot) {
-  EXPECT_EQ(ezd::progress_bar(5, 10, 10), "[#####.....] 5/10");
-  EXPECT_EQ(ezd::progress_bar(0, 0, 4), "[####] 0/0");
-
-  ezd::DemoSummary s;
-  s.run_id = "run_x";
-  s.model = "tiny<&>";
-  s.dataset = "arithmetic";
-  ezd::DemoEvaluation e0;
-  e0.reward = 0.01;
-  e0.answer_loss = 6.0;
-  ezd::DemoEvaluation e1;
-  e1.epoch = 1;
-  e1.reward = 0.2;
-  e1.accuracy = 0.25;
-  e1.answer_loss = 2.5;
-  e1.train_loss = 3.0;
-  e1.train_reward = 0.1;
-  s.evaluations = {e0, e1};
-  s.reward_gain = 0.19;
-  s.improved = true;
-  auto j = nlohmann::json::parse(ezd::demo_summary_json(s));
-  EXPECT_EQ(j["run_id"], "run_x");
-  EXPECT_EQ(j["evaluations"].size(), 2u);
-  EXPECT_TRUE(j["evaluations"][0]["train_loss"].is_null());
-  EXPECT_DOUBLE_EQ(j["reward_after"].get<double>(), 0.2);
-  EXPECT_TRUE(j["improved"].get<bool>());
-  std::string svg = ezd::demo_plot_svg(s);
-  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
-  EXPECT_NE(svg.find("</svg>"), std::string::npos);
-  EXPECT_NE(svg.find("tiny&lt;&amp;&gt;"), std::string::npos);  // escaped
-  EXPECT_NE(svg.find("<polyline"), std::string::npos);
 }

@@ -11,9 +11,9 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "eztinker/datasets/rejection_sampling.h"
+#include "eztinker/recipes/rejection_sampling.h"
 
-namespace ezd = eztinker::datasets;
+namespace ezr = eztinker::recipes;
 using nlohmann::json;
 
 namespace {
@@ -117,22 +117,22 @@ eztinker::ClientOptions options_for(const FakeServer& server) {
 TEST(RejectionSamplingTest, CreateTrainingRunUsesRankAsAlpha) {
   FakeServer server({"x"});
   eztinker::EZTinkerClient client(options_for(server));
-  EXPECT_EQ(ezd::create_training_run(client, "tiny", 4), "run_fake");
+  EXPECT_EQ(ezr::create_training_run(client, "tiny", 4), "run_fake");
   auto bodies = server.bodies("/v1/runs");
   ASSERT_EQ(bodies.size(), 1u);
   EXPECT_EQ(bodies[0]["base_model"], "tiny");
   EXPECT_EQ(bodies[0]["lora_config"]["r"], 4);
   EXPECT_EQ(bodies[0]["lora_config"]["lora_alpha"], 4);
-  EXPECT_THROW(ezd::create_training_run(client, "tiny", 0), std::invalid_argument);
+  EXPECT_THROW(ezr::create_training_run(client, "tiny", 0), std::invalid_argument);
 }
 
 TEST(RejectionSamplingTest, GenerateCandidatesIsOneSampleJob) {
   FakeServer server({"The answer is 7", "no idea", "#### 8"});
   eztinker::EZTinkerClient client(options_for(server));
-  ezd::CandidateOptions opts;
+  ezr::CandidateOptions opts;
   opts.seed = 3;
   opts.stop = {"\n"};
-  auto candidates = ezd::generate_candidates(client, "run_fake", "What is 3 + 4?", 6, 0.9, 16, opts);
+  auto candidates = ezr::generate_candidates(client, "run_fake", "What is 3 + 4?", 6, 0.9, 16, opts);
   ASSERT_EQ(candidates.size(), 6u);
   EXPECT_EQ(candidates[0], "The answer is 7");
   EXPECT_EQ(candidates[4], "no idea");
@@ -145,7 +145,7 @@ TEST(RejectionSamplingTest, GenerateCandidatesIsOneSampleJob) {
   EXPECT_DOUBLE_EQ(bodies[0]["temperature"].get<double>(), 0.9);
   EXPECT_EQ(bodies[0]["seed"], 3);
   EXPECT_EQ(bodies[0]["stop"], json::array({"\n"}));
-  EXPECT_THROW(ezd::generate_candidates(client, "run_fake", "p", 0), std::invalid_argument);
+  EXPECT_THROW(ezr::generate_candidates(client, "run_fake", "p", 0), std::invalid_argument);
 }
 
 TEST(RejectionSamplingTest, TrainsOnlyOnVerifiedCorrectCandidates) {
@@ -153,7 +153,7 @@ TEST(RejectionSamplingTest, TrainsOnlyOnVerifiedCorrectCandidates) {
   eztinker::EZTinkerClient client(options_for(server));
   const std::vector<std::string> candidates = {"I think 5", "The answer is 7. Then 9",
                                                "#### 7", "The answer is 7. Then 9", "70"};
-  auto r = ezd::select_best_candidate_and_train(client, "run_fake", "PROMPT", candidates, "7",
+  auto r = ezr::select_best_candidate_and_train(client, "run_fake", "PROMPT", candidates, "7",
                                                 "What is 3 + 4?", nullptr, 0.01);
   EXPECT_TRUE(r.trained);
   EXPECT_TRUE(r.is_correct);
@@ -178,12 +178,12 @@ TEST(RejectionSamplingTest, TrainsOnlyOnVerifiedCorrectCandidates) {
 TEST(RejectionSamplingTest, SeveralDistinctCorrectCandidatesAndTruncation) {
   FakeServer server({"x"});
   eztinker::EZTinkerClient client(options_for(server));
-  ezd::SelectOptions opts;
+  ezr::SelectOptions opts;
   opts.max_train_candidates = 5;
   opts.truncate_after_answer = true;
   const std::vector<std::string> candidates = {"The answer is 7. Then 9", "#### 7",
                                                "The answer is 7. Then 9", "wrong 3"};
-  auto r = ezd::select_best_candidate_and_train(client, "run_fake", "P", candidates, "7", "",
+  auto r = ezr::select_best_candidate_and_train(client, "run_fake", "P", candidates, "7", "",
                                                 nullptr, 0.01, opts);
   EXPECT_EQ(r.num_correct, 3u);
   EXPECT_EQ(r.num_trained, 2u);  // the repeated candidate is trained once
@@ -197,21 +197,21 @@ TEST(RejectionSamplingTest, SeveralDistinctCorrectCandidatesAndTruncation) {
 TEST(RejectionSamplingTest, NothingIsSentWithoutACorrectCandidate) {
   FakeServer server({"x"});
   eztinker::EZTinkerClient client(options_for(server));
-  auto r = ezd::select_best_candidate_and_train(client, "run_fake", "P", {"5", "The answer is 6"},
+  auto r = ezr::select_best_candidate_and_train(client, "run_fake", "P", {"5", "The answer is 6"},
                                                 "7", "", nullptr, 0.01);
   EXPECT_FALSE(r.trained);
   EXPECT_FALSE(r.is_correct);
   EXPECT_EQ(r.num_correct, 0u);
   EXPECT_EQ(r.skip_reason, "no verified-correct candidate (0/2)");
-  r = ezd::select_best_candidate_and_train(client, "run_fake", "P", {}, "7", "");
+  r = ezr::select_best_candidate_and_train(client, "run_fake", "P", {}, "7", "");
   EXPECT_EQ(r.skip_reason, "no candidates");
   EXPECT_FALSE(r.selected_index.has_value());
   EXPECT_TRUE(server.requests().empty());
 }
 
 TEST(RejectionSamplingTest, TruncateAfterAnswer) {
-  EXPECT_EQ(ezd::truncate_after_answer("so \\boxed{12} and more"), "so \\boxed{12}");
-  EXPECT_EQ(ezd::truncate_after_answer("#### 5\nblah"), "#### 5");
-  EXPECT_EQ(ezd::truncate_after_answer("nothing here"), "nothing here");
-  EXPECT_EQ(ezd::truncate_after_answer("3 then 4 xyz"), "3 then 4");
+  EXPECT_EQ(ezr::truncate_after_answer("so \\boxed{12} and more"), "so \\boxed{12}");
+  EXPECT_EQ(ezr::truncate_after_answer("#### 5\nblah"), "#### 5");
+  EXPECT_EQ(ezr::truncate_after_answer("nothing here"), "nothing here");
+  EXPECT_EQ(ezr::truncate_after_answer("3 then 4 xyz"), "3 then 4");
 }

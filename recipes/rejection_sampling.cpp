@@ -1,13 +1,18 @@
-// Rejection-sampling helpers (see include/eztinker/datasets/rejection_sampling.h): one batched
+// Rejection-sampling helpers (see include/eztinker/recipes/rejection_sampling.h): one batched
 // sample job per prompt, verification of every candidate, training only on verified-correct
 // ones through the wire's text form (prompt weight 0, completion weight 1).
-#include "eztinker/datasets/rejection_sampling.h"
+#include "eztinker/recipes/rejection_sampling.h"
 
 #include <algorithm>
 #include <set>
 #include <stdexcept>
 
-namespace eztinker::datasets {
+namespace eztinker::recipes {
+
+using datasets::evaluate_answer;
+using datasets::extract_answer;
+using datasets::ExtractedAnswer;
+using datasets::GSM8KDataset;
 
 std::string create_training_run(EZTinkerClient& client, const std::string& base_model,
                                 int lora_rank, std::optional<uint64_t> seed) {
@@ -144,4 +149,4 @@ SelectionResult select_best_candidate_and_train(
   return result;
 }
 
-}  // namespace eztinker::datasets
+}  // namespace eztinker::recipes

@@ -1,8 +1,8 @@
-// The rejection-sampling fine-tuning demo (see include/eztinker/datasets/demo.h): data
+// The rejection-sampling fine-tuning demo (see include/eztinker/recipes/demo.h): data
 // selection (GSM8K or built-in arithmetic), baseline and per-epoch evaluation on a held-out
 // set, the RFT loop over generate_candidates / select_best_candidate_and_train, checkpoints,
 // summary.json and an SVG plot. Mirrors the Python EZTinker rejection_sft_demo.py loop.
-#include "eztinker/datasets/demo.h"
+#include "eztinker/recipes/demo.h"
 
 #include <algorithm>
 #include <chrono>
@@ -15,11 +15,24 @@
 #include <stdexcept>
 
 #include "eztinker/datasets/arithmetic.h"
-#include "eztinker/datasets/rejection_sampling.h"
+#include "eztinker/recipes/rejection_sampling.h"
 #include "eztinker/tokenizer.h"
 #include "io_util.h"
 
-namespace eztinker::datasets {
+namespace eztinker::recipes {
+
+using datasets::arithmetic_tokenizer_corpus;
+using datasets::DatasetError;
+using datasets::evaluate_answer;
+using datasets::format_gsm8k_prompt;
+using datasets::GSM8KDataset;
+using datasets::GSM8KExample;
+using datasets::GSM8KOptions;
+using datasets::GSM8KQuestion;
+using datasets::make_arithmetic_dataset;
+using datasets::make_arithmetic_problems;
+namespace detail = datasets::detail;
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -630,4 +643,4 @@ DemoOptions builtin_demo_options() {
   return o;
 }
 
-}  // namespace eztinker::datasets
+}  // namespace eztinker::recipes

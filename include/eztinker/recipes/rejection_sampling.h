@@ -19,7 +19,7 @@
 #include "eztinker/datasets/answer_verifier.h"
 #include "eztinker/datasets/gsm8k.h"
 
-namespace eztinker::datasets {
+namespace eztinker::recipes {
 
 // POST /v1/runs with lora r = lora_rank and lora_alpha = lora_rank (scaling 1, as the Python
 // helper did), all-linear targets. Returns the run id.
@@ -69,7 +69,7 @@ struct SelectionResult {
   size_t num_correct = 0;   // verified-correct candidates
   size_t num_trained = 0;   // candidates trained on (distinct, correct)
   std::optional<double> loss;  // mean forward_backward loss over the trained candidates
-  std::vector<VerificationResult> verdicts;  // one per candidate
+  std::vector<datasets::VerificationResult> verdicts;  // one per candidate
 };
 
 // Scores every candidate with the verifier (dataset->evaluate_answer when a dataset is given,
@@ -83,11 +83,11 @@ struct SelectionResult {
 SelectionResult select_best_candidate_and_train(
     EZTinkerClient& client, const std::string& run_id, const std::string& prompt,
     const std::vector<std::string>& candidates, const std::string& ground_truth,
-    const std::string& question, const GSM8KDataset* dataset = nullptr,
+    const std::string& question, const datasets::GSM8KDataset* dataset = nullptr,
     double learning_rate = 2e-4, const SelectOptions& options = {});
 
 // The completion with everything after its extracted answer removed (the verifier's own
 // extraction); returns it unchanged when no answer is found.
 std::string truncate_after_answer(const std::string& completion);
 
-}  // namespace eztinker::datasets
+}  // namespace eztinker::recipes

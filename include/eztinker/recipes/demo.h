@@ -13,7 +13,7 @@
 //                (one batched forward job; loss on the answer tokens only)
 //
 // Thread safety: run_gsm8k_demo uses the client from the calling thread only.
-// Errors: client errors propagate; data errors throw DatasetError; bad options
+// Errors: client errors propagate; data errors throw datasets::DatasetError; bad options
 // std::invalid_argument.
 #pragma once
 
@@ -29,7 +29,7 @@
 #include "eztinker/client.h"
 #include "eztinker/datasets/gsm8k.h"
 
-namespace eztinker::datasets {
+namespace eztinker::recipes {
 
 struct DemoOptions {
   // Base model name as the server knows it (alias, path or HF name).
@@ -145,4 +145,4 @@ void write_demo_tokenizer(const std::filesystem::path& dir, int num_merges = 300
 // "[#########...........]  12/50" — the progress bar the demos draw.
 std::string progress_bar(size_t done, size_t total, size_t width = 24);
 
-}  // namespace eztinker::datasets
+}  // namespace eztinker::recipes
