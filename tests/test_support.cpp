@@ -1,6 +1,7 @@
 // Implementation of tests/test_support.h.
 #include "test_support.h"
 
+#include <cstdlib>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -8,7 +9,18 @@
 
 namespace eztinker::testing {
 
-std::filesystem::path shared_data_dir() { return EZTINKER_SHARED_DATA_DIR; }
+std::filesystem::path shared_data_dir() {
+  if (const char* env = std::getenv("EZTINKER_SHARED_DATA_DIR"); env && *env) return env;
+  return EZTINKER_SHARED_DATA_DIR;
+}
+
+std::string missing_shared_data(const std::string& relative) {
+  const std::filesystem::path path = shared_data_dir() / relative;
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) return "";
+  return "shared test data not found: " + path.string() +
+         " (check out ../shared/data, or set EZTINKER_SHARED_DATA_DIR)";
+}
 std::filesystem::path test_data_dir() { return EZTINKER_TEST_DATA_DIR; }
 std::filesystem::path binary_dir() { return EZTINKER_BINARY_DIR; }
 std::filesystem::path source_dir() { return EZTINKER_SOURCE_DIR; }

@@ -38,6 +38,7 @@ std::string number_text(double v) {
 }  // namespace
 
 TEST(AnswerVerifierTest, EveryGsm8kTestAnswerMatchesItselfReformatted) {
+  EZTINKER_REQUIRE_SHARED_DATA("gsm8k/test.jsonl");
   ezd::GSM8KDataset ds((eztinker::testing::shared_data_dir() / "gsm8k" / "test.jsonl").string());
   ASSERT_EQ(ds.size(), 1319u);
   for (size_t i = 0; i < ds.size(); ++i) {

@@ -59,6 +59,10 @@ std::vector<ChatCase> chat_cases() {
 // Loaded lazily, once per process (ctest runs each test in its own process).
 class ChatTemplateTest : public ::testing::Test {
  protected:
+  void SetUp() override {
+    EZTINKER_REQUIRE_SHARED_DATA("qwen2-tokenizer");
+    EZTINKER_REQUIRE_SHARED_DATA("tokenizer-tests/qwen2_chat_vectors.jsonl");
+  }
   static const Tokenizer& qwen2() {
     static const auto tok = Tokenizer::load(qwen2_dir());
     return *tok;

@@ -21,6 +21,7 @@ std::string error_of(const nlohmann::json& j) {
 }
 
 TEST(Qwen2Config, ParsesRealQwen2Config) {
+  EZTINKER_REQUIRE_SHARED_DATA("qwen2-model-config/qwen2-1.5b-instruct-finetune.config.json");
   const auto path = eztinker::testing::shared_data_dir() / "qwen2-model-config" /
                     "qwen2-1.5b-instruct-finetune.config.json";
   const Qwen2Config c = load_qwen2_config(path);

@@ -47,6 +47,7 @@ const tok::Tokenizer& qwen2_tokenizer() {
 }  // namespace
 
 TEST(ShareGPTTest, FastChatFromValueFile) {
+  EZTINKER_REQUIRE_SHARED_DATA("sharegpt");
   ezd::ShareGPTDataset ds(shared("fastchat_dummy_conversation.json"), nullptr, 0, true);
   const auto& s = ds.stats();
   EXPECT_EQ(ds.size(), 500u);
@@ -74,6 +75,7 @@ TEST(ShareGPTTest, FastChatFromValueFile) {
 }
 
 TEST(ShareGPTTest, OpenAIMessagesJsonlIsTheSameData) {
+  EZTINKER_REQUIRE_SHARED_DATA("sharegpt");
   ezd::ShareGPTDataset a(shared("fastchat_dummy_conversation.json"));
   ezd::ShareGPTDataset b(shared("fastchat_dummy_conversation.openai_messages.jsonl"), nullptr, 0,
                          true);
@@ -91,6 +93,7 @@ TEST(ShareGPTTest, OpenAIMessagesJsonlIsTheSameData) {
 }
 
 TEST(ShareGPTTest, SystemTurnInsideConversations) {
+  EZTINKER_REQUIRE_SHARED_DATA("sharegpt");
   ezd::ShareGPTDataset ds(shared("torchtune_chat_tiny.json"), nullptr, 0, true);
   ASSERT_EQ(ds.size(), 1u);
   auto turns = ds.get_conversation_turns(0);
@@ -105,6 +108,7 @@ TEST(ShareGPTTest, SystemTurnInsideConversations) {
 }
 
 TEST(ShareGPTTest, LlamaFactoryRoleContentIgnoresImages) {
+  EZTINKER_REQUIRE_SHARED_DATA("sharegpt");
   ezd::ShareGPTDataset ds(shared("llamafactory_mllm_demo.openai_roles.json"), nullptr, 0, true);
   EXPECT_EQ(ds.size(), 6u);
   EXPECT_EQ(ds.stats().dialect_counts.role_content, 6u);
@@ -202,6 +206,7 @@ TEST(ShareGPTTest, StrictThrowsNamingConversationAndTurn) {
 }
 
 TEST(ShareGPTTest, MaxSamplesAndSeededShuffle) {
+  EZTINKER_REQUIRE_SHARED_DATA("sharegpt");
   const auto path = shared("fastchat_dummy_conversation.json");
   ezd::ShareGPTDataset first(path, nullptr, 10);
   EXPECT_EQ(first.size(), 10u);
@@ -250,6 +255,9 @@ TEST(ShareGPTTest, TrainingExamplesNeedATokenizer) {
 }
 
 TEST(ShareGPTTest, TokensAndWeightsMatchReferenceChatVectors) {
+  EZTINKER_REQUIRE_SHARED_DATA("sharegpt");
+  EZTINKER_REQUIRE_SHARED_DATA("qwen2-tokenizer");
+  EZTINKER_REQUIRE_SHARED_DATA("tokenizer-tests");
   const tok::Tokenizer& t = qwen2_tokenizer();
   ezd::ShareGPTDataset ds(shared("fastchat_dummy_conversation.json"), &t, 0, true);
   // total_tokens is really counted: the sum of every conversation's encoding length.
@@ -300,6 +308,7 @@ TEST(ShareGPTTest, TokensAndWeightsMatchReferenceChatVectors) {
 }
 
 TEST(ShareGPTTest, ExportRoundTrips) {
+  EZTINKER_REQUIRE_SHARED_DATA("qwen2-tokenizer");
   TempDir dir("sharegpt-export");
   ezd::ShareGPTDataset ds(fixture("mixed.json"), nullptr, 0, true, "Sys.");
   ds.export_jsonl(dir / "rc.jsonl");

@@ -121,6 +121,10 @@ void expect_all_vectors(const Tokenizer& tok,
 // a test pays only for the tokenizers it uses.
 class QwenTokenizerTest : public ::testing::Test {
  protected:
+  void SetUp() override {
+    EZTINKER_REQUIRE_SHARED_DATA("qwen2-tokenizer");
+    EZTINKER_REQUIRE_SHARED_DATA("tokenizer-tests");
+  }
   // vocab.json + merges.txt + tokenizer_config.json (Qwen2, 3 specials)
   static const Tokenizer& slow() {
     static const auto tok = Tokenizer::load(qwen2_dir());
@@ -336,6 +340,7 @@ TEST(TokenizerLoadErrors, MissingDirectoryAndFiles) {
   EXPECT_NE(load_error(dir / "nope").find("nope"), std::string::npos);
   const std::string empty = load_error(dir.path());
   EXPECT_NE(empty.find("tokenizer.json"), std::string::npos) << empty;
+  EZTINKER_REQUIRE_SHARED_DATA("qwen2-tokenizer/vocab.json");
   write_file(dir / "vocab.json", read_file(qwen2_dir() / "vocab.json"));
   const std::string no_merges = load_error(dir.path());
   EXPECT_NE(no_merges.find("merges.txt"), std::string::npos) << no_merges;
@@ -397,6 +402,8 @@ TEST(RegexSplitter, AsciiFastPathMatchesPcre2) {
         t.begin(), t.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
   };
   std::vector<std::string> texts;
+  EZTINKER_REQUIRE_SHARED_DATA("gsm8k/train.jsonl");
+  EZTINKER_REQUIRE_SHARED_DATA("tokenizer-tests");
   std::ifstream in(shared_data_dir() / "gsm8k" / "train.jsonl");
   std::string line;
   while (std::getline(in, line)) {
@@ -439,6 +446,7 @@ std::string gsm8k_text(size_t first, size_t count) {
 
 TEST(BpeTrainer, WritesALoadableQwenStyleTokenizer) {
   TempDir dir("eztinker-toktrain");
+  EZTINKER_REQUIRE_SHARED_DATA("gsm8k/train.jsonl");
   const std::string train = gsm8k_text(0, 300);
   eztinker::tokenizer::write_trained_bpe_tokenizer(dir.path(), train, 400);
   ASSERT_TRUE(fs::exists(dir / "tokenizer.json"));
@@ -479,6 +487,7 @@ TEST(BpeTrainer, StopsWhenNoPairsAreLeft) {
 TEST(CopyTokenizerFiles, CopiesAndLoadsIdentically) {
   TempDir dir("eztinker-tokcopy");
   const fs::path dst = dir / "nested" / "tok";
+  EZTINKER_REQUIRE_SHARED_DATA("qwen2-tokenizer");
   eztinker::tokenizer::copy_tokenizer_files(qwen2_dir(), dst);
   EXPECT_TRUE(fs::exists(dst / "vocab.json"));
   EXPECT_TRUE(fs::exists(dst / "merges.txt"));
