@@ -31,6 +31,8 @@ bool server_can_load(eztinker::EZTinkerClient& client, const std::string& model,
   try {
     client.delete_run(client.create_run(model));
     return true;
+  } catch (const eztinker::ConnectionError&) {
+    throw;  // no server at all: reported as such by main
   } catch (const eztinker::ApiError& e) {
     why = e.message();
     return false;
@@ -111,6 +113,9 @@ int main(int argc, char** argv) {
               << s.evaluations.back().accuracy << ", answer loss "
               << s.evaluations.front().answer_loss << " -> " << s.evaluations.back().answer_loss
               << "\n";
+  } catch (const eztinker::ConnectionError& e) {
+    std::cerr << "error: " << e.what() << " (start `eztinker server` first)\n";
+    return 3;
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;
